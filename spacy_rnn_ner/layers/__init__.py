@@ -1,0 +1,3 @@
+from .rnn import RNN
+
+__all__ = ["RNN"]

@@ -1,0 +1,317 @@
+"""`spacy-rnn-ner.RNN.v1`: a stacked, optionally bidirectional Elman/GRU/LSTM
+layer over `Padded` batches, with backpropagation through time by hand.
+
+Inside the layer the batch is kept *packed in time-major order*: the rows of
+step t are the `size_at_t[t]` active sequences, stored contiguously. Because
+`Padded` sorts sequences by decreasing length, the rows of step t that have a
+previous state are always the first ones, so every recurrent product is one
+matmul over a contiguous block, and no work is spent on padding. Per layer and
+direction, the input projection of all steps is a single matmul.
+"""
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy
+from thinc.api import Model, registry
+from thinc.types import Floats2d, Padded
+
+from . import cells
+
+InT = Padded
+OutT = Padded
+
+DIRECTIONS = ("fwd", "bwd")
+
+
+@registry.layers("spacy-rnn-ner.RNN.v1")
+def RNN(
+    nO: Optional[int] = None,
+    nI: Optional[int] = None,
+    *,
+    cell: str = "lstm",
+    bidirectional: bool = True,
+    depth: int = 1,
+    dropout: float = 0.0,
+) -> Model[InT, OutT]:
+    """A recurrent layer: `depth` stacked layers of `cell` ("elman", "gru" or
+    "lstm"), each reading left to right and, if `bidirectional`, also right to
+    left, the output of a step being [fwd; bwd]. `nO` is the output width (the
+    hidden width times the number of directions). `dropout` is applied to the
+    output of each stacked layer during training; it is kept under its own
+    attribute so that spaCy's `[training] dropout` does not override it.
+    """
+    if cell not in cells.N_GATES:
+        raise ValueError(
+            f"Unknown RNN cell {cell!r}: expected one of {sorted(cells.N_GATES)}"
+        )
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"RNN depth must be an integer >= 1, got {depth!r}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"RNN dropout must be in [0, 1), got {dropout!r}")
+    n_dirs = 2 if bidirectional else 1
+    if nO is not None:
+        _check_nO(nO, n_dirs)
+    return Model(
+        "rnn",
+        forward,
+        init=init,
+        dims={"nO": nO, "nI": nI},
+        params={name: None for name in param_names(cell, depth, n_dirs)},
+        attrs={
+            "cell": cell,
+            "bidirectional": bool(bidirectional),
+            "depth": depth,
+            "dropout": float(dropout),
+        },
+    )
+
+
+def param_names(cell: str, depth: int, n_dirs: int) -> List[str]:
+    names = []
+    for layer in range(depth):
+        for direction in DIRECTIONS[:n_dirs]:
+            suffix = f"{layer}_{direction}"
+            names += [f"Wx_{suffix}", f"Wh_{suffix}", f"b_{suffix}"]
+            if cell == "gru":
+                names.append(f"bh_{suffix}")
+    return names
+
+
+def _check_nO(nO: int, n_dirs: int) -> None:
+    if nO < n_dirs or nO % n_dirs:
+        raise ValueError(
+            f"RNN output width nO={nO} must be a positive multiple of the number "
+            f"of directions ({n_dirs})"
+        )
+
+
+def init(
+    model: Model[InT, OutT], X: Optional[InT] = None, Y: Optional[OutT] = None
+) -> None:
+    if X is not None and not model.has_dim("nI"):
+        model.set_dim("nI", X.data.shape[2])
+    if Y is not None and not model.has_dim("nO"):
+        model.set_dim("nO", Y.data.shape[2])
+    cell = model.attrs["cell"]
+    n_dirs = 2 if model.attrs["bidirectional"] else 1
+    nO = model.get_dim("nO")
+    _check_nO(nO, n_dirs)
+    nH = nO // n_dirs
+    G = cells.N_GATES[cell]
+    for layer in range(model.attrs["depth"]):
+        nI = model.get_dim("nI") if layer == 0 else nO
+        for direction in DIRECTIONS[:n_dirs]:
+            suffix = f"{layer}_{direction}"
+            model.set_param(f"Wx_{suffix}", _glorot(model, G, nH, nI))
+            model.set_param(f"Wh_{suffix}", _orthogonal(model, G, nH))
+            b = numpy.zeros((G * nH,), dtype="f")
+            if cell == "lstm":
+                b[nH : 2 * nH] = 1.0  # forget-gate bias: remember by default
+            model.set_param(f"b_{suffix}", model.ops.asarray1f(b))
+            if cell == "gru":
+                model.set_param(f"bh_{suffix}", model.ops.alloc1f(nH))
+
+
+def _glorot(model: Model, G: int, nH: int, nI: int):
+    scale = numpy.sqrt(6.0 / (nI + nH))
+    W = numpy.random.uniform(-scale, scale, (G * nH, nI)).astype("f")
+    return model.ops.asarray2f(W)
+
+
+def _orthogonal(model: Model, G: int, nH: int):
+    """One orthogonal block per gate: keeps the recurrence well-conditioned."""
+    blocks = []
+    for _ in range(G):
+        q, r = numpy.linalg.qr(numpy.random.normal(0.0, 1.0, (nH, nH)))
+        blocks.append(q * numpy.sign(numpy.diag(r)))
+    return model.ops.asarray2f(numpy.concatenate(blocks, axis=0).astype("f"))
+
+
+class Schedule:
+    """Row bookkeeping of a packed, time-major batch, shared by all layers."""
+
+    def __init__(self, ops, size_at_t: List[int], n_batch: int):
+        xp = ops.xp
+        T = len(size_at_t)
+        sizes = numpy.asarray(size_at_t, dtype="i")
+        starts = numpy.zeros(T + 1, dtype="i")
+        numpy.cumsum(sizes, out=starts[1:])
+        self.T = T
+        self.N = int(starts[-1])
+        self.sizes = size_at_t
+        self.starts = starts.tolist()
+        t_of_row = numpy.repeat(numpy.arange(T, dtype="i"), sizes)
+        b_of_row = numpy.arange(self.N, dtype="i") - starts[t_of_row]
+        # Row of each packed row in the flattened (T * B) padded array, or None
+        # when there is no padding and the padded array is already packed.
+        if self.N == T * n_batch:
+            self.padded_rows = None
+        else:
+            self.padded_rows = xp.asarray(t_of_row * n_batch + b_of_row)
+        # Previous-state row of each packed row per direction; N means "none"
+        # (a zero row is appended when gathering).
+        prev_fwd = numpy.where(
+            t_of_row > 0, starts[numpy.maximum(t_of_row - 1, 0)] + b_of_row, self.N
+        )
+        nxt = numpy.minimum(t_of_row + 1, T - 1) if T else t_of_row
+        has_next = (t_of_row + 1 < T) & (b_of_row < sizes[nxt] if T else False)
+        prev_bwd = numpy.where(has_next, starts[nxt] + b_of_row, self.N)
+        self.prev_rows = {
+            "fwd": xp.asarray(prev_fwd.astype("i")),
+            "bwd": xp.asarray(prev_bwd.astype("i")),
+        }
+
+    def steps(self, direction: str) -> List[Tuple[int, int, int, int]]:
+        """(start, size, prev_start, n_prev) for each step, in reading order."""
+        s, o, T = self.sizes, self.starts, self.T
+        if direction == "fwd":
+            return [
+                (o[t], s[t], o[t - 1] if t else 0, s[t] if t else 0) for t in range(T)
+            ]
+        return [
+            (o[t], s[t], o[t + 1] if t + 1 < T else 0, s[t + 1] if t + 1 < T else 0)
+            for t in reversed(range(T))
+        ]
+
+
+def forward(model: Model[InT, OutT], Xp: InT, is_train: bool) -> Tuple[OutT, Callable]:
+    ops = model.ops
+    xp = ops.xp
+    cell = model.attrs["cell"]
+    n_dirs = 2 if model.attrs["bidirectional"] else 1
+    depth = model.attrs["depth"]
+    rate = model.attrs["dropout"] if is_train else 0.0
+    nO = model.get_dim("nO")
+    T, B, nI = Xp.data.shape
+    sched = Schedule(ops, ops.to_numpy(Xp.size_at_t).tolist(), B)
+    X2d = Xp.data.reshape((T * B, nI))
+    X = X2d if sched.padded_rows is None else X2d[sched.padded_rows]
+    backprops = []
+    for layer in range(depth):
+        outputs = []
+        for direction in DIRECTIONS[:n_dirs]:
+            H, bp = _direction_forward(model, cell, f"{layer}_{direction}", direction, X, sched)
+            outputs.append(H)
+            backprops.append(bp)
+        X = outputs[0] if n_dirs == 1 else xp.concatenate(outputs, axis=1)
+        mask = None
+        if rate > 0.0:
+            mask = ops.get_dropout_mask(X.shape, rate)
+            X = X * mask
+        backprops.append(mask)
+    Y = _unpack(ops, X, sched, T, B, nO)
+
+    def backprop(dYp: OutT) -> InT:
+        dX = dYp.data.reshape((T * B, nO))
+        if sched.padded_rows is not None:
+            dX = dX[sched.padded_rows]
+        bps = list(backprops)
+        for layer in reversed(range(depth)):
+            mask = bps.pop()
+            if mask is not None:
+                dX = dX * mask
+            nH = dX.shape[1] // n_dirs
+            dX_in = None
+            for d in reversed(range(n_dirs)):
+                dH = xp.ascontiguousarray(dX[:, d * nH : (d + 1) * nH])
+                g = bps.pop()(dH)
+                dX_in = g if dX_in is None else dX_in + g
+            dX = dX_in
+        return Padded(
+            _unpack(ops, dX, sched, T, B, nI), Xp.size_at_t, Xp.lengths, Xp.indices
+        )
+
+    return Padded(Y, Xp.size_at_t, Xp.lengths, Xp.indices), backprop
+
+
+def _unpack(ops, X: Floats2d, sched: Schedule, T: int, B: int, width: int):
+    if sched.padded_rows is None:
+        return X.reshape((T, B, width))
+    out = ops.alloc2f(T * B, width, dtype=X.dtype)
+    out[sched.padded_rows] = X
+    return out.reshape((T, B, width))
+
+
+def _direction_forward(
+    model: Model, cell: str, suffix: str, direction: str, X: Floats2d, sched: Schedule
+) -> Tuple[Floats2d, Callable[[Floats2d], Floats2d]]:
+    """Run one layer in one direction over packed rows X (N, nI)."""
+    xp = model.ops.xp
+    Wx = model.get_param(f"Wx_{suffix}")
+    Wh = model.get_param(f"Wh_{suffix}")
+    b = model.get_param(f"b_{suffix}")
+    nH = Wh.shape[1]
+    N = X.shape[0]
+    dtype = X.dtype
+    n_steps = sched.steps(direction)
+    # Input projection of every step in one product; becomes the gate buffer.
+    G = xp.matmul(X, Wx.T)
+    G += b
+    H = xp.empty((N, nH), dtype=dtype)
+    Wh_T = Wh.T
+    scratch = xp.empty((max(sched.sizes, default=0), Wh.shape[0]), dtype=dtype)
+    state: Dict = {}
+    if cell == "lstm":
+        state["C"] = xp.empty((N, nH), dtype=dtype)
+        state["TC"] = xp.empty((N, nH), dtype=dtype)
+    elif cell == "gru":
+        state["RN"] = xp.empty((N, nH), dtype=dtype)
+        bh = model.get_param(f"bh_{suffix}")
+    for start, size, p_start, n_prev in n_steps:
+        rows = slice(start, start + size)
+        prev = slice(p_start, p_start + n_prev)
+        if cell == "lstm":
+            C = state["C"]
+            cells.lstm_forward(
+                xp, G[rows], H[prev], Wh_T, H[rows], scratch, C[prev], C[rows], state["TC"][rows]
+            )
+        elif cell == "gru":
+            cells.gru_forward(
+                xp, G[rows], H[prev], Wh_T, H[rows], scratch, state["RN"][rows], bh
+            )
+        else:
+            cells.elman_forward(xp, G[rows], H[prev], Wh_T, H[rows], scratch)
+
+    def backprop(dH: Floats2d) -> Floats2d:
+        """dH: gradient of this direction's output (N, nH), consumed in place."""
+        dG = xp.empty_like(G)
+        tmp = xp.empty((max(sched.sizes, default=0), nH), dtype=dtype)
+        if cell == "lstm":
+            dC = xp.zeros((N, nH), dtype=dtype)
+            C, TC = state["C"], state["TC"]
+        elif cell == "gru":
+            dRec = xp.empty_like(G)
+            RN = state["RN"]
+        for start, size, p_start, n_prev in reversed(n_steps):
+            rows = slice(start, start + size)
+            prev = slice(p_start, p_start + n_prev)
+            if cell == "lstm":
+                cells.lstm_backward(
+                    xp, dH[rows], G[rows], C[prev], TC[rows], dG[rows],
+                    dC[rows], dC[prev], Wh, dH[prev], tmp,
+                )
+            elif cell == "gru":
+                cells.gru_backward(
+                    xp, dH[rows], H[prev], G[rows], RN[rows], dG[rows],
+                    dRec[rows], Wh, dH[prev], tmp,
+                )
+            else:
+                cells.elman_backward(xp, dH[rows], H[rows], dG[rows], Wh, dH[prev], tmp)
+        # Weight gradients of all steps in one product each.
+        H_prev = _gather_prev(xp, H, sched.prev_rows[direction])
+        if cell == "gru":
+            dRec[:, : 2 * nH] = dG[:, : 2 * nH]
+            model.inc_grad(f"Wh_{suffix}", xp.matmul(dRec.T, H_prev))
+            model.inc_grad(f"bh_{suffix}", dRec[:, 2 * nH :].sum(axis=0))
+        else:
+            model.inc_grad(f"Wh_{suffix}", xp.matmul(dG.T, H_prev))
+        model.inc_grad(f"Wx_{suffix}", xp.matmul(dG.T, X))
+        model.inc_grad(f"b_{suffix}", dG.sum(axis=0))
+        return xp.matmul(dG, Wx)
+
+    return H, backprop
+
+
+def _gather_prev(xp, H: Floats2d, prev_rows) -> Floats2d:
+    """Previous state of each row, zeros where a sequence starts."""
+    padded = xp.concatenate([H, xp.zeros((1, H.shape[1]), dtype=H.dtype)], axis=0)
+    return padded[prev_rows]
