@@ -1,0 +1,216 @@
+import numpy
+import pytest
+from thinc.api import Adam, NumpyOps, fix_random_seed, registry
+from thinc.types import Padded
+
+from spacy_rnn_ner.layers.rnn import RNN
+
+from .util import check_param_grads, max_rel_error, numeric_grad
+
+OPS = NumpyOps()
+CELLS = ["elman", "gru", "lstm"]
+
+
+def make_padded(lengths, nI, dtype="f", seed=0):
+    rng = numpy.random.RandomState(seed)
+    seqs = [rng.normal(size=(n, nI)).astype(dtype) for n in lengths]
+    return OPS.list2padded(seqs), seqs
+
+
+def valid_mask(Xp: Padded) -> numpy.ndarray:
+    mask = numpy.zeros(Xp.data.shape[:2] + (1,), dtype=Xp.data.dtype)
+    for t, size in enumerate(Xp.size_at_t):
+        mask[t, :size] = 1.0
+    return mask
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("lengths", [[1], [3, 1], [9, 2, 4]])
+def test_shapes(cell, bidirectional, lengths):
+    model = RNN(nO=6, nI=5, cell=cell, bidirectional=bidirectional, depth=2)
+    Xp, _ = make_padded(lengths, 5)
+    model.initialize(X=Xp)
+    Yp, backprop = model(Xp, is_train=True)
+    assert isinstance(Yp, Padded)
+    assert Yp.data.shape == (max(lengths), len(lengths), 6)
+    assert Yp.data.dtype == numpy.float32
+    assert numpy.isfinite(Yp.data).all()
+    dXp = backprop(Padded(numpy.ones_like(Yp.data), Yp.size_at_t, Yp.lengths, Yp.indices))
+    assert dXp.data.shape == Xp.data.shape
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("depth", [1, 2])
+def test_gradients_match_finite_differences(cell, bidirectional, depth):
+    """Input and every parameter, in float64, with padding in the batch."""
+    fix_random_seed(0)
+    model = RNN(nO=4 if bidirectional else 3, nI=3, cell=cell, bidirectional=bidirectional, depth=depth)
+    Xp, _ = make_padded([4, 2, 3], 3, dtype="float64")
+    model.initialize(X=Xp)
+    rng = numpy.random.RandomState(1)
+    for name in model.param_names:
+        param = model.get_param(name).astype("float64")
+        model.set_param(name, param + rng.normal(scale=0.3, size=param.shape))
+    mask = valid_mask(Xp)
+    weights = rng.normal(size=(Xp.data.shape[0], Xp.data.shape[1], model.get_dim("nO")))
+
+    def loss() -> float:
+        Yp, _ = model(Xp, is_train=False)
+        return float((Yp.data * weights * mask).sum())
+
+    Yp, backprop = model(Xp, is_train=True)
+    for name in model.param_names:
+        model.set_grad(name, numpy.zeros_like(model.get_param(name)))
+    dXp = backprop(Padded(weights * mask, Yp.size_at_t, Yp.lengths, Yp.indices))
+    analytic = {name: model.get_grad(name).copy() for name in model.param_names}
+    assert max_rel_error(dXp.data * mask, numeric_grad(loss, Xp.data, 1e-6)) < 1e-5
+    errors = check_param_grads(model, loss, analytic, 1e-6)
+    assert max(errors.values()) < 1e-5, errors
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_gradients_float32(cell, bidirectional):
+    """The float32 path (what training uses) agrees with finite differences
+    within float32 tolerance."""
+    fix_random_seed(0)
+    model = RNN(nO=4, nI=3, cell=cell, bidirectional=bidirectional)
+    Xp, _ = make_padded([3, 2], 3)
+    model.initialize(X=Xp)
+    mask = valid_mask(Xp)
+    weights = numpy.random.RandomState(2).normal(size=(3, 2, 4)).astype("f")
+
+    def loss() -> float:
+        Yp, _ = model(Xp, is_train=False)
+        return float((Yp.data.astype("float64") * weights * mask).sum())
+
+    Yp, backprop = model(Xp, is_train=True)
+    dXp = backprop(Padded(weights * mask, Yp.size_at_t, Yp.lengths, Yp.indices))
+    assert max_rel_error(dXp.data * mask, numeric_grad(loss, Xp.data, 1e-2)) < 1e-2
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_batch_equals_one_by_one(cell, bidirectional):
+    """Padding never leaks into real positions, forward or backward."""
+    model = RNN(nO=8, nI=5, cell=cell, bidirectional=bidirectional, depth=2)
+    Xp, seqs = make_padded([9, 2, 4, 4, 1], 5)
+    model.initialize(X=Xp)
+    Yp, backprop = model(Xp, is_train=True)
+    dY = numpy.random.RandomState(3).normal(size=Yp.data.shape).astype("f")
+    dXp = backprop(Padded(dY, Yp.size_at_t, Yp.lengths, Yp.indices))
+    Ys = OPS.padded2list(Yp)
+    dYs = OPS.padded2list(Padded(dY, Yp.size_at_t, Yp.lengths, Yp.indices))
+    dXs = OPS.padded2list(dXp)
+    for seq, Y, dY1, dX in zip(seqs, Ys, dYs, dXs):
+        Xp1 = OPS.list2padded([seq])
+        Y1, backprop1 = model(Xp1, is_train=True)
+        numpy.testing.assert_allclose(Y1.data[:, 0], Y, rtol=1e-4, atol=1e-5)
+        dX1 = backprop1(Padded(dY1[:, None, :], Y1.size_at_t, Y1.lengths, Y1.indices))
+        numpy.testing.assert_allclose(dX1.data[:, 0], dX, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_direction(cell):
+    """Changing the last token changes the right-to-left output at position 0,
+    not the left-to-right one; changing the first token is the mirror case."""
+    model = RNN(nO=8, nI=5, cell=cell, bidirectional=True)
+    Xp, (seq,) = make_padded([6], 5)
+    model.initialize(X=Xp)
+    Y = model.predict(Xp).data[:, 0]
+    changed = seq.copy()
+    changed[-1] += 1.0
+    Y2 = model.predict(OPS.list2padded([changed])).data[:, 0]
+    numpy.testing.assert_array_equal(Y[0, :4], Y2[0, :4])
+    assert numpy.abs(Y[0, 4:] - Y2[0, 4:]).max() > 1e-4
+    numpy.testing.assert_array_equal(Y[:-1, :4], Y2[:-1, :4])
+    changed = seq.copy()
+    changed[0] += 1.0
+    Y3 = model.predict(OPS.list2padded([changed])).data[:, 0]
+    numpy.testing.assert_array_equal(Y[-1, 4:], Y3[-1, 4:])
+    assert numpy.abs(Y[-1, :4] - Y3[-1, :4]).max() > 1e-4
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_learns_sequence_task(cell):
+    """Output at each step: has a 1 been seen so far (left to right)? Needs the
+    recurrence; the loss must fall clearly."""
+    fix_random_seed(0)
+    rng = numpy.random.RandomState(0)
+    model = RNN(nO=8, nI=2, cell=cell, bidirectional=False)
+    seqs = []
+    targets = []
+    for n in rng.randint(3, 9, size=16):
+        bits = (rng.rand(n) < 0.15).astype("f")
+        seqs.append(numpy.stack([bits, 1 - bits], axis=1))
+        targets.append(numpy.repeat(numpy.maximum.accumulate(bits)[:, None], 8, axis=1) * 0.8)
+    Xp = OPS.list2padded(seqs)
+    Tp = OPS.list2padded(targets)
+    mask = valid_mask(Xp)
+    model.initialize(X=Xp)
+    optimizer = Adam(0.01)
+    losses = []
+    for _ in range(150):
+        Yp, backprop = model(Xp, is_train=True)
+        diff = (Yp.data - Tp.data) * mask
+        losses.append(float((diff**2).sum()))
+        backprop(Padded(diff, Yp.size_at_t, Yp.lengths, Yp.indices))
+        model.finish_update(optimizer)
+    assert losses[-1] < 0.2 * losses[0], (losses[0], losses[-1])
+
+
+def test_dropout_only_in_training():
+    model = RNN(nO=8, nI=5, dropout=0.5)
+    Xp, _ = make_padded([4, 3], 5)
+    model.initialize(X=Xp)
+    first = model.predict(Xp).data
+    numpy.testing.assert_array_equal(first, model.predict(Xp).data)
+    Y_train, _ = model(Xp, is_train=True)
+    assert (Y_train.data == 0).sum() > (first == 0).sum()
+
+
+def test_empty_batch_and_inferred_dims():
+    model = RNN(nO=4, cell="gru")
+    Xp, _ = make_padded([2], 7)
+    model.initialize(X=Xp)
+    assert model.get_dim("nI") == 7
+    empty = Padded(
+        numpy.zeros((0, 0, 7), dtype="f"), OPS.alloc1i(0), OPS.alloc1i(0), OPS.alloc1i(0)
+    )
+    Yp, backprop = model(empty, is_train=True)
+    assert Yp.data.shape == (0, 0, 4)
+    assert backprop(Yp).data.shape == (0, 0, 7)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"cell": "rnn"}, "Unknown RNN cell"),
+        ({"depth": 0}, "depth"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"nO": 5, "bidirectional": True}, "multiple"),
+    ],
+)
+def test_invalid_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        RNN(**kwargs)
+
+
+def test_structure_fixed_and_roundtrip():
+    """Parameters are declared up front, so a fresh model loads saved bytes."""
+    model = RNN(nO=6, nI=4, cell="lstm", depth=2)
+    assert len(model.param_names) == 2 * 2 * 3
+    Xp, _ = make_padded([3, 2], 4)
+    model.initialize(X=Xp)
+    data = model.to_bytes()
+    other = RNN(nO=6, nI=4, cell="lstm", depth=2).from_bytes(data)
+    numpy.testing.assert_array_equal(model.predict(Xp).data, other.predict(Xp).data)
+
+
+def test_resolves_from_registry():
+    model = registry.resolve(
+        {"layer": {"@layers": "spacy-rnn-ner.RNN.v1", "nO": 4, "cell": "gru", "depth": 2}}
+    )["layer"]
+    assert model.attrs == {"cell": "gru", "bidirectional": True, "depth": 2, "dropout": 0.0}
