@@ -1,12 +1,21 @@
-"""Elman, GRU and LSTM cells: one time step forward and one step backward.
+"""Elman, GRU and LSTM cells: one time step forward, one step backward.
 
-The functions work on slices of preallocated packed buffers (rows of one time
-step are contiguous, see `rnn.py`), use only `xp` ufuncs with `out=` and
-`xp.matmul`, and so run unchanged on numpy and cupy. The input projection
-`x_t @ Wx.T + b` of every step is computed beforehand in one product; a step
-adds the recurrent product of the rows that have a previous state (`n_prev`,
-always the first rows, because sequences are sorted by length) and applies the
-gate arithmetic in place. Rows without a previous state start from zeros.
+The functions work on slices of preallocated packed buffers (the rows of one
+time step are contiguous, see `rnn.py`), use only `xp` ufuncs with `out=` and
+`xp.matmul`, and so run unchanged on numpy and cupy. Rows that have a previous
+state are always the first `n_prev` rows of a step (sequences are sorted by
+length); the others start from zeros.
+
+Speed notes (the step loop is the sequential part, so it does the least work):
+- The input projection `x_t @ Wx.T + b` of every step is computed beforehand
+  in one product; a step adds the recurrent product and applies the gates.
+- Sigmoid gates use sigmoid(x) = (tanh(x / 2) + 1) / 2, with the 1/2 folded
+  into the weights of those gates (`gate_scale`), so one tanh call covers all
+  gates of a step.
+- Backward, every factor that does not depend on the incoming gradient (gate
+  derivatives, products with saved activations) is computed for all steps at
+  once by `*_factors` before the step loop; a backward step is then a few
+  products, one matmul and the additions into the previous step.
 
 Gate layouts (columns of the fused gate buffer, H = hidden width):
 - elman: [z]; h = tanh(z)
@@ -16,54 +25,70 @@ Gate layouts (columns of the fused gate buffer, H = hidden width):
 from typing import Dict
 
 N_GATES: Dict[str, int] = {"elman": 1, "gru": 3, "lstm": 4}
+# Number of leading gate blocks that are sigmoids.
+N_SIGMOID: Dict[str, int] = {"elman": 0, "gru": 2, "lstm": 3}
 
 
-def _sigmoid_(xp, x) -> None:
-    """In-place logistic function through tanh (one transcendental, no overflow)."""
-    x *= 0.5
-    xp.tanh(x, out=x)
+def gate_scale(xp, cell: str, nH: int, dtype):
+    """Per-row factor for Wx, Wh and b: 1/2 for sigmoid gates, 1 otherwise."""
+    scale = xp.ones((N_GATES[cell] * nH,), dtype=dtype)
+    scale[: N_SIGMOID[cell] * nH] = 0.5
+    return scale
+
+
+def _sigmoid_from_half(x) -> None:
+    """x holds tanh(z / 2): turn it into sigmoid(z) in place."""
     x *= 0.5
     x += 0.5
 
 
-def _mul_dsigmoid_(xp, d, y, tmp) -> None:
-    """d *= y * (1 - y), for y = sigmoid(x)."""
-    xp.multiply(y, y, out=tmp)
-    xp.subtract(y, tmp, out=tmp)
-    d *= tmp
+def _dsigmoid(xp, y, out):
+    """out = y * (1 - y)."""
+    xp.multiply(y, y, out=out)
+    xp.subtract(y, out, out=out)
+    return out
 
 
-def _mul_dtanh_(xp, d, y, tmp) -> None:
-    """d *= 1 - y ** 2, for y = tanh(x)."""
-    xp.multiply(y, y, out=tmp)
-    xp.subtract(1.0, tmp, out=tmp)
-    d *= tmp
+def _dtanh(xp, y, out):
+    """out = 1 - y ** 2."""
+    xp.multiply(y, y, out=out)
+    xp.subtract(1.0, out, out=out)
+    return out
 
 
-# --- Elman ------------------------------------------------------------------
-# Stored per step: g (pre-activation, overwritten by nothing), h.
-
-
-def elman_forward(xp, g, h_prev, Wh_T, h, scratch, **_) -> None:
+def _add_recurrent(xp, g, h_prev, Wh_T, scratch) -> None:
     n_prev = h_prev.shape[0]
     if n_prev:
         xp.matmul(h_prev, Wh_T, out=scratch[:n_prev])
         g[:n_prev] += scratch[:n_prev]
+
+
+def _backprop_recurrent(xp, dg, Wh, dh_prev, scratch) -> None:
+    """dh_prev += dg[:n_prev] @ Wh."""
+    n_prev = dh_prev.shape[0]
+    if n_prev:
+        xp.matmul(dg[:n_prev], Wh, out=scratch[:n_prev])
+        dh_prev += scratch[:n_prev]
+
+
+# --- Elman ------------------------------------------------------------------
+
+
+def elman_forward(xp, g, h_prev, Wh_T, h, scratch, **_) -> None:
+    _add_recurrent(xp, g, h_prev, Wh_T, scratch)
     xp.tanh(g, out=h)
 
 
-def elman_backward(xp, dh, h, dg, Wh, dh_prev, tmp, **_) -> None:
-    """dh: gradient of h (n, H); writes dg (n, H); adds into dh_prev (n_prev, H)."""
-    tmp = tmp[: dh.shape[0]]
-    dg[...] = dh
-    _mul_dtanh_(xp, dg, h, tmp)
-    n_prev = dh_prev.shape[0]
-    if n_prev:
-        dh_prev += xp.matmul(dg[:n_prev], Wh)
+def elman_factors(xp, G, H, H_prev, state) -> Dict:
+    return {"K": _dtanh(xp, H, xp.empty_like(H))}
+
+
+def elman_backward(xp, dh, dg, Wh, dh_prev, scratch, K, **_) -> None:
+    xp.multiply(dh, K, out=dg)
+    _backprop_recurrent(xp, dg, Wh, dh_prev, scratch)
 
 
 # --- GRU --------------------------------------------------------------------
-# Stored per step: g = [r, z, n] activations, rn = h_prev @ Wh_n.T + bh, h.
 
 
 def gru_forward(xp, g, h_prev, Wh_T, h, scratch, rn, bh, **_) -> None:
@@ -73,10 +98,11 @@ def gru_forward(xp, g, h_prev, Wh_T, h, scratch, rn, bh, **_) -> None:
         rec = scratch[:n_prev]
         xp.matmul(h_prev, Wh_T, out=rec)
         g[:n_prev, : 2 * H] += rec[:, : 2 * H]
-        rn[:n_prev] = rec[:, 2 * H :]
-    rn[n_prev:] = 0.0
-    rn += bh
-    _sigmoid_(xp, g[:, : 2 * H])
+        xp.add(rec[:, 2 * H :], bh, out=rn[:n_prev])
+    rn[n_prev:] = bh
+    rz = g[:, : 2 * H]
+    xp.tanh(rz, out=rz)
+    _sigmoid_from_half(rz)
     r = g[:, :H]
     z = g[:, H : 2 * H]
     n = g[:, 2 * H :]
@@ -87,56 +113,56 @@ def gru_forward(xp, g, h_prev, Wh_T, h, scratch, rn, bh, **_) -> None:
     xp.multiply(z, n, out=h)
     xp.subtract(n, h, out=h)
     if n_prev:
-        xp.multiply(z[:n_prev], h_prev, out=scratch[:n_prev, :H])
-        h[:n_prev] += scratch[:n_prev, :H]
+        zh = scratch[:n_prev, :H]
+        xp.multiply(z[:n_prev], h_prev, out=zh)
+        h[:n_prev] += zh
 
 
-def gru_backward(xp, dh, h_prev, g, rn, dg, drec, Wh, dh_prev, tmp, **_) -> None:
-    """Writes dg = d[x_r, x_z, x_n] and drec[:, 2H:] = d rn; drec[:, :2H] is
-    filled from dg after the loop. Adds the recurrent gradient into dh_prev."""
-    H = dh.shape[1]
-    n_prev = h_prev.shape[0]
-    tmp = tmp[: dh.shape[0]]
-    r = g[:, :H]
-    z = g[:, H : 2 * H]
-    n = g[:, 2 * H :]
-    dr = dg[:, :H]
-    dz = dg[:, H : 2 * H]
-    dn = dg[:, 2 * H :]
-    drn = drec[:, 2 * H :]
-    # dz = dh * (h_prev - n)
-    xp.negative(n, out=dz)
-    if n_prev:
-        dz[:n_prev] += h_prev
-    dz *= dh
-    _mul_dsigmoid_(xp, dz, z, tmp)
+def gru_factors(xp, G, H, H_prev, state) -> Dict:
+    nH = H.shape[1]
+    r = G[:, :nH]
+    z = G[:, nH : 2 * nH]
+    n = G[:, 2 * nH :]
+    tmp = xp.empty_like(H)
+    # dz = dh * (h_prev - n) * z (1 - z)
+    Kz = xp.subtract(H_prev, n)
+    Kz *= _dsigmoid(xp, z, tmp)
     # dn = dh * (1 - z) * (1 - n^2)
-    xp.subtract(1.0, z, out=dn)
-    dn *= dh
-    _mul_dtanh_(xp, dn, n, tmp)
-    # d rn = dn * r ; dr = dn * rn * r (1 - r)
-    xp.multiply(dn, r, out=drn)
-    xp.multiply(dn, rn, out=dr)
-    _mul_dsigmoid_(xp, dr, r, tmp)
+    Kn = xp.subtract(1.0, z)
+    Kn *= _dtanh(xp, n, tmp)
+    # dr = dn * rn * r (1 - r)
+    Kr = xp.multiply(state["RN"], _dsigmoid(xp, r, tmp))
+    return {"Kz": Kz, "Kn": Kn, "Kr": Kr, "r": r, "z": z}
+
+
+def gru_backward(
+    xp, dh, dg, drec, Wh, dh_prev, scratch, Kz, Kn, Kr, r, z, **_
+) -> None:
+    """Writes dg[:, 2H:] = d x_n, and drec = d[x_r, x_z, rn] (dg[:, :2H] is
+    copied from drec after the loop). Adds the recurrent gradient to dh_prev."""
+    H = dh.shape[1]
+    dn = dg[:, 2 * H :]
+    xp.multiply(dh, Kn, out=dn)
+    xp.multiply(dn, Kr, out=drec[:, :H])
+    xp.multiply(dh, Kz, out=drec[:, H : 2 * H])
+    xp.multiply(dn, r, out=drec[:, 2 * H :])
+    n_prev = dh_prev.shape[0]
     if n_prev:
-        drec[:n_prev, : 2 * H] = dg[:n_prev, : 2 * H]
-        dh_prev += xp.matmul(drec[:n_prev], Wh)
-        xp.multiply(dh[:n_prev], z[:n_prev], out=tmp[:n_prev])
-        dh_prev += tmp[:n_prev]
+        _backprop_recurrent(xp, drec, Wh, dh_prev, scratch)
+        dz = scratch[:n_prev, :H]
+        xp.multiply(dh[:n_prev], z[:n_prev], out=dz)
+        dh_prev += dz
 
 
 # --- LSTM -------------------------------------------------------------------
-# Stored per step: g = [i, f, o, g] activations, c, tc = tanh(c), h.
 
 
 def lstm_forward(xp, g, h_prev, Wh_T, h, scratch, c_prev, c, tc, **_) -> None:
     H = h.shape[1]
     n_prev = h_prev.shape[0]
-    if n_prev:
-        xp.matmul(h_prev, Wh_T, out=scratch[:n_prev])
-        g[:n_prev] += scratch[:n_prev]
-    _sigmoid_(xp, g[:, : 3 * H])
-    xp.tanh(g[:, 3 * H :], out=g[:, 3 * H :])
+    _add_recurrent(xp, g, h_prev, Wh_T, scratch)
+    xp.tanh(g, out=g)
+    _sigmoid_from_half(g[:, : 3 * H])
     i = g[:, :H]
     f = g[:, H : 2 * H]
     o = g[:, 2 * H : 3 * H]
@@ -149,37 +175,42 @@ def lstm_forward(xp, g, h_prev, Wh_T, h, scratch, c_prev, c, tc, **_) -> None:
     xp.multiply(o, tc, out=h)
 
 
+def lstm_factors(xp, G, H, H_prev, state) -> Dict:
+    nH = H.shape[1]
+    i = G[:, :nH]
+    f = G[:, nH : 2 * nH]
+    o = G[:, 2 * nH : 3 * nH]
+    gg = G[:, 3 * nH :]
+    TC = state["TC"]
+    tmp = xp.empty_like(H)
+    K = xp.empty_like(G)
+    # Gate derivatives: di = dc g i(1-i), df = dc c_prev f(1-f),
+    # do = dh tanh(c) o(1-o), dg = dc i (1-g^2)
+    xp.multiply(gg, _dsigmoid(xp, i, tmp), out=K[:, :nH])
+    xp.multiply(state["C_prev"], _dsigmoid(xp, f, tmp), out=K[:, nH : 2 * nH])
+    xp.multiply(TC, _dsigmoid(xp, o, tmp), out=K[:, 2 * nH : 3 * nH])
+    xp.multiply(i, _dtanh(xp, gg, tmp), out=K[:, 3 * nH :])
+    # dc += dh o (1 - tanh(c)^2)
+    Kc = xp.multiply(o, _dtanh(xp, TC, tmp))
+    return {"K": K, "Kc": Kc, "f": f}
+
+
 def lstm_backward(
-    xp, dh, g, c_prev, tc, dg, dc, dc_prev, Wh, dh_prev, tmp, **_
+    xp, dh, dg, dc, dc_prev, Wh, dh_prev, scratch, K, Kc, f, **_
 ) -> None:
     """dh, dc: gradients of h and c (n, H); writes dg (n, 4H); adds into
     dh_prev and dc_prev (n_prev, H)."""
     H = dh.shape[1]
+    tmp = scratch[: dh.shape[0], :H]
+    xp.multiply(dh, Kc, out=tmp)
+    dc += tmp
+    xp.multiply(dc, K[:, :H], out=dg[:, :H])
+    xp.multiply(dc, K[:, H : 2 * H], out=dg[:, H : 2 * H])
+    xp.multiply(dh, K[:, 2 * H : 3 * H], out=dg[:, 2 * H : 3 * H])
+    xp.multiply(dc, K[:, 3 * H :], out=dg[:, 3 * H :])
     n_prev = dh_prev.shape[0]
-    tmp = tmp[: dh.shape[0]]
-    i = g[:, :H]
-    f = g[:, H : 2 * H]
-    o = g[:, 2 * H : 3 * H]
-    gg = g[:, 3 * H :]
-    di = dg[:, :H]
-    df = dg[:, H : 2 * H]
-    do = dg[:, 2 * H : 3 * H]
-    dgg = dg[:, 3 * H :]
-    # do = dh * tanh(c) ; dc += dh * o * (1 - tanh(c)^2)
-    xp.multiply(dh, tc, out=do)
-    _mul_dsigmoid_(xp, do, o, tmp)
-    xp.multiply(dh, o, out=dgg)
-    _mul_dtanh_(xp, dgg, tc, tmp)
-    dc += dgg
-    # di = dc * g ; dg = dc * i ; df = dc * c_prev ; dc_prev += dc * f
-    xp.multiply(dc, gg, out=di)
-    _mul_dsigmoid_(xp, di, i, tmp)
-    xp.multiply(dc, i, out=dgg)
-    _mul_dtanh_(xp, dgg, gg, tmp)
     if n_prev:
-        xp.multiply(dc[:n_prev], c_prev, out=df[:n_prev])
-        _mul_dsigmoid_(xp, df[:n_prev], f[:n_prev], tmp[:n_prev])
-        xp.multiply(dc[:n_prev], f[:n_prev], out=tmp[:n_prev])
-        dc_prev += tmp[:n_prev]
-        dh_prev += xp.matmul(dg[:n_prev], Wh)
-    df[n_prev:] = 0.0
+        tmp = scratch[:n_prev, :H]
+        xp.multiply(dc[:n_prev], f[:n_prev], out=tmp)
+        dc_prev += tmp
+        _backprop_recurrent(xp, dg, Wh, dh_prev, scratch)

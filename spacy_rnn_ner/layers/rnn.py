@@ -242,64 +242,61 @@ def _direction_forward(
     nH = Wh.shape[1]
     N = X.shape[0]
     dtype = X.dtype
+    max_batch = max(sched.sizes, default=0)
     n_steps = sched.steps(direction)
+    step_forward = getattr(cells, f"{cell}_forward")
+    scale = cells.gate_scale(xp, cell, nH, dtype)
     # Input projection of every step in one product; becomes the gate buffer.
-    G = xp.matmul(X, Wx.T)
-    G += b
+    G = xp.matmul(X, (Wx * scale[:, None]).T)
+    G += b * scale
+    Wh_T = (Wh * scale[:, None]).T
     H = xp.empty((N, nH), dtype=dtype)
-    Wh_T = Wh.T
-    scratch = xp.empty((max(sched.sizes, default=0), Wh.shape[0]), dtype=dtype)
+    scratch = xp.empty((max_batch, Wh.shape[0]), dtype=dtype)
     state: Dict = {}
     if cell == "lstm":
         state["C"] = xp.empty((N, nH), dtype=dtype)
         state["TC"] = xp.empty((N, nH), dtype=dtype)
     elif cell == "gru":
         state["RN"] = xp.empty((N, nH), dtype=dtype)
-        bh = model.get_param(f"bh_{suffix}")
+        state["bh"] = model.get_param(f"bh_{suffix}")
     for start, size, p_start, n_prev in n_steps:
         rows = slice(start, start + size)
         prev = slice(p_start, p_start + n_prev)
+        step = {k: v[rows] for k, v in state.items() if k != "bh"}
         if cell == "lstm":
-            C = state["C"]
-            cells.lstm_forward(
-                xp, G[rows], H[prev], Wh_T, H[rows], scratch, C[prev], C[rows], state["TC"][rows]
-            )
+            step["c_prev"] = state["C"][prev]
+            step = {"c": step["C"], "tc": step["TC"], "c_prev": step["c_prev"]}
         elif cell == "gru":
-            cells.gru_forward(
-                xp, G[rows], H[prev], Wh_T, H[rows], scratch, state["RN"][rows], bh
-            )
-        else:
-            cells.elman_forward(xp, G[rows], H[prev], Wh_T, H[rows], scratch)
+            step = {"rn": step["RN"], "bh": state["bh"]}
+        step_forward(xp, G[rows], H[prev], Wh_T, H[rows], scratch, **step)
 
     def backprop(dH: Floats2d) -> Floats2d:
         """dH: gradient of this direction's output (N, nH), consumed in place."""
+        prev_rows = sched.prev_rows[direction]
+        H_prev = _gather_prev(xp, H, prev_rows)
+        if cell == "lstm":
+            state["C_prev"] = _gather_prev(xp, state["C"], prev_rows)
+        factors = getattr(cells, f"{cell}_factors")(xp, G, H, H_prev, state)
+        step_backward = getattr(cells, f"{cell}_backward")
         dG = xp.empty_like(G)
-        tmp = xp.empty((max(sched.sizes, default=0), nH), dtype=dtype)
+        back_scratch = xp.empty((max_batch, nH), dtype=dtype)
         if cell == "lstm":
             dC = xp.zeros((N, nH), dtype=dtype)
-            C, TC = state["C"], state["TC"]
         elif cell == "gru":
             dRec = xp.empty_like(G)
-            RN = state["RN"]
         for start, size, p_start, n_prev in reversed(n_steps):
             rows = slice(start, start + size)
             prev = slice(p_start, p_start + n_prev)
+            step = {k: v[rows] for k, v in factors.items()}
             if cell == "lstm":
-                cells.lstm_backward(
-                    xp, dH[rows], G[rows], C[prev], TC[rows], dG[rows],
-                    dC[rows], dC[prev], Wh, dH[prev], tmp,
-                )
+                step["dc"] = dC[rows]
+                step["dc_prev"] = dC[prev]
             elif cell == "gru":
-                cells.gru_backward(
-                    xp, dH[rows], H[prev], G[rows], RN[rows], dG[rows],
-                    dRec[rows], Wh, dH[prev], tmp,
-                )
-            else:
-                cells.elman_backward(xp, dH[rows], H[rows], dG[rows], Wh, dH[prev], tmp)
+                step["drec"] = dRec[rows]
+            step_backward(xp, dH[rows], dG[rows], Wh=Wh, dh_prev=dH[prev], scratch=back_scratch, **step)
         # Weight gradients of all steps in one product each.
-        H_prev = _gather_prev(xp, H, sched.prev_rows[direction])
         if cell == "gru":
-            dRec[:, : 2 * nH] = dG[:, : 2 * nH]
+            dG[:, : 2 * nH] = dRec[:, : 2 * nH]
             model.inc_grad(f"Wh_{suffix}", xp.matmul(dRec.T, H_prev))
             model.inc_grad(f"bh_{suffix}", dRec[:, 2 * nH :].sum(axis=0))
         else:

@@ -1,0 +1,85 @@
+"""Every shipped config initialises and trains; `spacy train` and `spacy
+evaluate` work end to end on the bundled corpus."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.cli.train import train
+from spacy.util import load_config
+
+ROOT = Path(__file__).parent.parent
+CONFIGS = sorted((ROOT / "configs").glob("*.cfg"))
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("corpus")
+    subprocess.run(
+        [sys.executable, str(ROOT / "corpus" / "build.py"), "--out-dir", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+def test_configs_exist():
+    assert {p.stem for p in CONFIGS} >= {"lstm", "gru", "elman"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_config_is_complete(path):
+    """Nothing for `spacy init fill-config` to add, and no absolute paths."""
+    config = load_config(path)
+    filled = spacy.util.load_model_from_config(config, auto_fill=True, validate=True).config
+    encode = filled["components"]["rnn_ner"]["model"]["tok2vec"]["encode"]
+    assert encode["@architectures"] == "spacy-rnn-ner.RNNEncoder.v1"
+    assert encode["cell"] == path.stem or path.stem not in {"lstm", "gru", "elman"}
+    for key in ("train", "dev"):
+        assert not Path(config["paths"][key]).is_absolute()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_config_trains(path, corpus_dir, tmp_path):
+    overrides = {
+        "paths.train": str(corpus_dir / "train.spacy"),
+        "paths.dev": str(corpus_dir / "dev.spacy"),
+        "training.max_steps": 6,
+        "training.eval_frequency": 3,
+    }
+    train(path, tmp_path, overrides=overrides, use_gpu=-1)
+    nlp = spacy.load(tmp_path / "model-last")
+    assert "rnn_ner" in nlp.pipe_names
+    assert nlp.get_pipe("rnn_ner").labels == ("LOC", "MISC", "ORG", "PER")
+    nlp("Vincent and Jules drove to Los Angeles.")
+
+
+@pytest.mark.slow
+def test_spacy_train_and_evaluate_cli(corpus_dir, tmp_path):
+    """`python -m spacy train` as a user runs it; model-best loads and finds
+    entities; `spacy evaluate` reports the NER scores."""
+    cmd = [
+        sys.executable, "-m", "spacy", "train", str(ROOT / "configs" / "lstm.cfg"),
+        "--output", str(tmp_path / "out"),
+        "--paths.train", str(corpus_dir / "train.spacy"),
+        "--paths.dev", str(corpus_dir / "dev.spacy"),
+        "--training.max_steps", "150",
+        "--training.eval_frequency", "50",
+    ]
+    subprocess.run(cmd, check=True, capture_output=True, cwd=tmp_path)
+    nlp = spacy.load(tmp_path / "out" / "model-best")
+    docs = list(nlp.pipe(["Mr. Smith flew from Paris to Berlin on Monday."] * 2))
+    assert any(doc.ents for doc in docs)
+    metrics = tmp_path / "metrics.json"
+    subprocess.run(
+        [sys.executable, "-m", "spacy", "evaluate", str(tmp_path / "out" / "model-best"),
+         str(corpus_dir / "dev.spacy"), "--output", str(metrics)],
+        check=True,
+        capture_output=True,
+    )
+    scores = json.loads(metrics.read_text())
+    assert {"ents_p", "ents_r", "ents_f", "ents_per_type"} <= set(scores)
+    assert scores["ents_f"] > 0.5

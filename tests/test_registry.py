@@ -1,0 +1,50 @@
+"""Every entry point resolves to the function its registry decorator registered."""
+from importlib.metadata import entry_points
+
+import pytest
+import spacy
+from spacy.util import registry
+
+GROUPS = {
+    "spacy_architectures": "architectures",
+    "thinc_layers": "layers",
+}
+EXPECTED = {
+    "spacy_factories": {"rnn_ner"},
+    "spacy_architectures": {"spacy-rnn-ner.RNNEncoder.v1", "spacy-rnn-ner.RNNTagger.v1"},
+    "thinc_layers": {"spacy-rnn-ner.RNN.v1"},
+}
+
+
+def _ours(group):
+    return {ep.name: ep for ep in entry_points(group=group) if ep.value.startswith("spacy_rnn_ner.")}
+
+
+@pytest.mark.parametrize("group", sorted(EXPECTED))
+def test_entry_points_declared(group):
+    assert set(_ours(group)) == EXPECTED[group]
+
+
+@pytest.mark.parametrize("group", sorted(GROUPS))
+def test_entry_points_match_decorators(group):
+    for name, ep in _ours(group).items():
+        assert name.startswith("spacy-rnn-ner.") and name.rsplit(".", 1)[-1].startswith("v")
+        assert getattr(registry, GROUPS[group]).get(name) is ep.load()
+
+
+def test_factory_entry_point():
+    (ep,) = _ours("spacy_factories").values()
+    factory = ep.load()
+    meta = spacy.Language.get_factory_meta("rnn_ner")
+    assert meta.factory == "rnn_ner"
+    assert spacy.registry.factories.get("rnn_ner") is factory or callable(factory)
+
+
+def test_add_pipe_without_import():
+    """spaCy finds the factory through the entry point alone."""
+    import subprocess
+    import sys
+
+    code = "import spacy; nlp = spacy.blank('en'); nlp.add_pipe('rnn_ner'); print(nlp.pipe_names)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "rnn_ner" in out.stdout
