@@ -214,3 +214,34 @@ def test_resolves_from_registry():
         {"layer": {"@layers": "spacy-rnn-ner.RNN.v1", "nO": 4, "cell": "gru", "depth": 2}}
     )["layer"]
     assert model.attrs == {"cell": "gru", "bidirectional": True, "depth": 2, "dropout": 0.0}
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_fused_kernels_match_ufunc_path(cell, bidirectional, monkeypatch):
+    """The C kernels (numpy float32) and the xp-ufunc path (used on cupy and
+    for other dtypes) compute the same outputs and gradients."""
+    from spacy_rnn_ner.layers import cells
+
+    if cells._cpu_kernels is None:
+        pytest.skip("C kernels not built")
+    model = RNN(nO=8, nI=5, cell=cell, bidirectional=bidirectional, depth=2)
+    Xp, _ = make_padded([7, 3, 3, 1], 5)
+    model.initialize(X=Xp)
+    dY = numpy.random.RandomState(4).normal(size=(7, 4, 8)).astype("f") * valid_mask(Xp)
+
+    def run():
+        for name in model.param_names:
+            model.set_grad(name, numpy.zeros_like(model.get_param(name)))
+        Yp, backprop = model(Xp, is_train=True)
+        dXp = backprop(Padded(dY.copy(), Yp.size_at_t, Yp.lengths, Yp.indices))
+        return Yp.data.copy(), dXp.data.copy(), {n: model.get_grad(n).copy() for n in model.param_names}
+
+    Y1, dX1, g1 = run()
+    monkeypatch.setattr(cells, "_cpu_kernels", None)
+    assert not cells.kernels_available(numpy, numpy.float32)
+    Y2, dX2, g2 = run()
+    numpy.testing.assert_allclose(Y1, Y2, rtol=1e-4, atol=1e-5)
+    numpy.testing.assert_allclose(dX1, dX2, rtol=1e-4, atol=1e-5)
+    for name in g1:
+        numpy.testing.assert_allclose(g1[name], g2[name], rtol=1e-4, atol=1e-5, err_msg=name)

@@ -131,7 +131,7 @@ def gru_factors(xp, G, H, H_prev, state) -> Dict:
     Kn = xp.subtract(1.0, z)
     Kn *= _dtanh(xp, n, tmp)
     # dr = dn * rn * r (1 - r)
-    Kr = xp.multiply(state["RN"], _dsigmoid(xp, r, tmp))
+    Kr = xp.multiply(state["rn"], _dsigmoid(xp, r, tmp))
     return {"Kz": Kz, "Kn": Kn, "Kr": Kr, "r": r, "z": z}
 
 
@@ -181,7 +181,7 @@ def lstm_factors(xp, G, H, H_prev, state) -> Dict:
     f = G[:, nH : 2 * nH]
     o = G[:, 2 * nH : 3 * nH]
     gg = G[:, 3 * nH :]
-    TC = state["TC"]
+    TC = state["tc"]
     tmp = xp.empty_like(H)
     K = xp.empty_like(G)
     # Gate derivatives: di = dc g i(1-i), df = dc c_prev f(1-f),
@@ -214,3 +214,58 @@ def lstm_backward(
         xp.multiply(dc[:n_prev], f[:n_prev], out=tmp)
         dc_prev += tmp
         _backprop_recurrent(xp, dg, Wh, dh_prev, scratch)
+
+
+# --- Fused C kernels (numpy, float32) ---------------------------------------
+# Same buffers and layouts as above, but the gates of a step are computed in
+# one pass by `_cpu_kernels.c`, with unscaled weights (no tanh trick needed).
+
+try:
+    from . import _cpu_kernels
+except ImportError:  # pragma: no cover - source tree without a build
+    _cpu_kernels = None
+
+
+def kernels_available(xp, dtype) -> bool:
+    """Whether the fused C kernels can run these arrays."""
+    import numpy
+
+    return _cpu_kernels is not None and xp is numpy and dtype == numpy.float32
+
+
+def lstm_forward_c(xp, g, h_prev, Wh_T, h, scratch, c_prev, c, tc, **_) -> None:
+    n, n_prev = g.shape[0], h_prev.shape[0]
+    if n_prev:
+        xp.matmul(h_prev, Wh_T, out=scratch[:n_prev])
+    _cpu_kernels.lstm_fwd(g, scratch, c_prev, c, tc, h, n, n_prev, h.shape[1])
+
+
+def lstm_backward_c(xp, dh, dg, Wh, dh_prev, scratch, g, c_prev, tc, dc, dc_prev, **_) -> None:
+    n, n_prev = dh.shape[0], dh_prev.shape[0]
+    _cpu_kernels.lstm_bwd(dh, dc, g, c_prev, tc, dg, dc_prev, n, n_prev, dh.shape[1])
+    _backprop_recurrent(xp, dg, Wh, dh_prev, scratch)
+
+
+def gru_forward_c(xp, g, h_prev, Wh_T, h, scratch, rn, bh, **_) -> None:
+    n, n_prev = g.shape[0], h_prev.shape[0]
+    if n_prev:
+        xp.matmul(h_prev, Wh_T, out=scratch[:n_prev])
+    _cpu_kernels.gru_fwd(g, scratch, bh, h_prev, rn, h, n, n_prev, h.shape[1])
+
+
+def gru_backward_c(xp, dh, dg, drec, Wh, dh_prev, scratch, g, rn, h_prev, **_) -> None:
+    n, n_prev = dh.shape[0], dh_prev.shape[0]
+    _cpu_kernels.gru_bwd(dh, g, rn, h_prev, dg, drec, dh_prev, n, n_prev, dh.shape[1])
+    _backprop_recurrent(xp, drec, Wh, dh_prev, scratch)
+
+
+def elman_forward_c(xp, g, h_prev, Wh_T, h, scratch, **_) -> None:
+    n, n_prev = g.shape[0], h_prev.shape[0]
+    if n_prev:
+        xp.matmul(h_prev, Wh_T, out=scratch[:n_prev])
+    _cpu_kernels.elman_fwd(g, scratch, h, n, n_prev, h.shape[1])
+
+
+def elman_backward_c(xp, dh, dg, Wh, dh_prev, scratch, h, **_) -> None:
+    _cpu_kernels.elman_bwd(dh, h, dg, dh.shape[0], dh.shape[1])
+    _backprop_recurrent(xp, dg, Wh, dh_prev, scratch)

@@ -244,58 +244,68 @@ def _direction_forward(
     dtype = X.dtype
     max_batch = max(sched.sizes, default=0)
     n_steps = sched.steps(direction)
-    step_forward = getattr(cells, f"{cell}_forward")
-    scale = cells.gate_scale(xp, cell, nH, dtype)
-    # Input projection of every step in one product; becomes the gate buffer.
-    G = xp.matmul(X, (Wx * scale[:, None]).T)
-    G += b * scale
-    Wh_T = (Wh * scale[:, None]).T
+    fused = cells.kernels_available(xp, dtype)
+    suffix_c = "_c" if fused else ""
+    step_forward = getattr(cells, f"{cell}_forward{suffix_c}")
+    step_backward = getattr(cells, f"{cell}_backward{suffix_c}")
+    if fused:
+        G = xp.matmul(X, Wx.T)
+        G += b
+        Wh_T = Wh.T
+    else:
+        scale = cells.gate_scale(xp, cell, nH, dtype)
+        G = xp.matmul(X, (Wx * scale[:, None]).T)
+        G += b * scale
+        Wh_T = (Wh * scale[:, None]).T
+    # Input projection of every step in one product (G), then the recurrence.
     H = xp.empty((N, nH), dtype=dtype)
     scratch = xp.empty((max_batch, Wh.shape[0]), dtype=dtype)
     state: Dict = {}
     if cell == "lstm":
-        state["C"] = xp.empty((N, nH), dtype=dtype)
-        state["TC"] = xp.empty((N, nH), dtype=dtype)
+        state["c"] = xp.empty((N, nH), dtype=dtype)
+        state["tc"] = xp.empty((N, nH), dtype=dtype)
     elif cell == "gru":
-        state["RN"] = xp.empty((N, nH), dtype=dtype)
-        state["bh"] = model.get_param(f"bh_{suffix}")
+        state["rn"] = xp.empty((N, nH), dtype=dtype)
+    bh = model.get_param(f"bh_{suffix}") if cell == "gru" else None
     for start, size, p_start, n_prev in n_steps:
         rows = slice(start, start + size)
         prev = slice(p_start, p_start + n_prev)
-        step = {k: v[rows] for k, v in state.items() if k != "bh"}
+        step = {key: value[rows] for key, value in state.items()}
         if cell == "lstm":
-            step["c_prev"] = state["C"][prev]
-            step = {"c": step["C"], "tc": step["TC"], "c_prev": step["c_prev"]}
-        elif cell == "gru":
-            step = {"rn": step["RN"], "bh": state["bh"]}
-        step_forward(xp, G[rows], H[prev], Wh_T, H[rows], scratch, **step)
+            step["c_prev"] = state["c"][prev]
+        step_forward(xp, G[rows], H[prev], Wh_T, H[rows], scratch, bh=bh, **step)
 
     def backprop(dH: Floats2d) -> Floats2d:
         """dH: gradient of this direction's output (N, nH), consumed in place."""
         prev_rows = sched.prev_rows[direction]
         H_prev = _gather_prev(xp, H, prev_rows)
-        if cell == "lstm":
-            state["C_prev"] = _gather_prev(xp, state["C"], prev_rows)
-        factors = getattr(cells, f"{cell}_factors")(xp, G, H, H_prev, state)
-        step_backward = getattr(cells, f"{cell}_backward")
+        if fused:
+            saved = {"g": G, "h": H, **state}
+        else:
+            if cell == "lstm":
+                state["C_prev"] = _gather_prev(xp, state["c"], prev_rows)
+            saved = getattr(cells, f"{cell}_factors")(xp, G, H, H_prev, state)
         dG = xp.empty_like(G)
         back_scratch = xp.empty((max_batch, nH), dtype=dtype)
+        grads: Dict = {}
         if cell == "lstm":
-            dC = xp.zeros((N, nH), dtype=dtype)
+            grads["dc"] = xp.zeros((N, nH), dtype=dtype)
         elif cell == "gru":
-            dRec = xp.empty_like(G)
+            grads["drec"] = xp.empty_like(G)
         for start, size, p_start, n_prev in reversed(n_steps):
             rows = slice(start, start + size)
             prev = slice(p_start, p_start + n_prev)
-            step = {k: v[rows] for k, v in factors.items()}
+            step = {key: value[rows] for key, value in saved.items()}
+            step.update((key, value[rows]) for key, value in grads.items())
             if cell == "lstm":
-                step["dc"] = dC[rows]
-                step["dc_prev"] = dC[prev]
+                step["c_prev"] = state["c"][prev]
+                step["dc_prev"] = grads["dc"][prev]
             elif cell == "gru":
-                step["drec"] = dRec[rows]
+                step["h_prev"] = H[prev]
             step_backward(xp, dH[rows], dG[rows], Wh=Wh, dh_prev=dH[prev], scratch=back_scratch, **step)
         # Weight gradients of all steps in one product each.
         if cell == "gru":
+            dRec = grads["drec"]
             dG[:, : 2 * nH] = dRec[:, : 2 * nH]
             model.inc_grad(f"Wh_{suffix}", xp.matmul(dRec.T, H_prev))
             model.inc_grad(f"bh_{suffix}", dRec[:, 2 * nH :].sum(axis=0))
