@@ -1,5 +1,6 @@
 """spaCy named entity recognition with recurrent neural networks written as Thinc layers."""
+from . import architectures, pipeline  # noqa: F401  (run the registry decorators)
 from .layers.rnn import RNN
-from . import architectures  # noqa: F401  (registers the architectures)
+from .pipeline import RNNEntityRecognizer
 
-__all__ = ["RNN"]
+__all__ = ["RNN", "RNNEntityRecognizer"]
