@@ -1,3 +1,6 @@
+import platform
+import sys
+
 import numpy
 import pytest
 from thinc.api import Adam, NumpyOps, fix_random_seed, registry
@@ -245,3 +248,16 @@ def test_fused_kernels_match_ufunc_path(cell, bidirectional, monkeypatch):
     numpy.testing.assert_allclose(dX1, dX2, rtol=1e-4, atol=1e-5)
     for name in g1:
         numpy.testing.assert_allclose(g1[name], g2[name], rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or platform.python_implementation() != "CPython",
+    reason="the C kernels are only required where CI builds them",
+)
+def test_fused_kernels_are_built():
+    """`pip install` builds the kernels; without them the layer silently falls
+    back to the slower ufunc path, so a broken build must fail the tests."""
+    from spacy_rnn_ner.layers import cells
+
+    assert cells._cpu_kernels is not None
+    assert cells.kernels_available(numpy, numpy.float32)

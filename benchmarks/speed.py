@@ -1,0 +1,978 @@
+"""Speed of `spacy-rnn-ner.RNN.v1` and of the `rnn_ner` pipeline, side by side
+with PyTorch's and Thinc's RNNs and with spaCy's own `ner`.
+
+    python benchmarks/speed.py                 # full run (~15-25 min on 2 cores)
+    python benchmarks/speed.py --quick         # smoke test (~1 min)
+    python benchmarks/speed.py --skip-pipeline --threads 1
+
+Prints Markdown tables and writes them to `benchmarks/results/speed.md`, with
+every raw number in `benchmarks/results/speed.json` (`--quick` writes to
+`benchmarks/cache/` instead, so a smoke test never overwrites real results).
+See `benchmarks/README.md` for what each number means.
+
+Every figure that is compared with another comes from the same run, and, for
+the layer, from the same process, measured one system right after the other on
+identical inputs: absolute figures drift with the machine's load, ratios much
+less. Each thread setting runs in a fresh subprocess whose BLAS/OpenMP
+libraries read their thread count from the environment at load time.
+"""
+import argparse
+import datetime
+import gc
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = REPO / "benchmarks" / "cache"
+RESULTS = REPO / "benchmarks" / "results"
+CONLL_TEST = REPO.parent / "shared" / "data" / "conll2003" / "test.iob"
+THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+CELLS = ("elman", "gru", "lstm")
+N_GATES = {"elman": 1, "gru": 3, "lstm": 4}
+BATCH = 64
+MIN_LEN, MAX_LEN, EQUAL_LEN = 5, 60, 32
+SYSTEMS = ("ours", "thinc", "torch")
+PIPE_SYSTEMS = ("rnn_ner", "ner")
+SETTLE_S = 0.15
+
+
+# --- Small helpers -------------------------------------------------------------
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def thread_env(n: int) -> Dict[str, str]:
+    env = dict(os.environ)
+    for var in THREAD_VARS:
+        env[var] = str(n)
+    env["PYTHONHASHSEED"] = "0"
+    return env
+
+
+def run_worker(kind: str, spec: Dict[str, Any], threads: int) -> Dict[str, Any]:
+    """Run `kind` in a fresh interpreter with `threads` BLAS/OpenMP threads."""
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = dict(spec, out=str(Path(tmp) / "out.json"), threads=threads)
+        spec_path = Path(tmp) / "spec.json"
+        spec_path.write_text(json.dumps(spec))
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind,
+               "--worker-spec", str(spec_path)]
+        proc = subprocess.run(cmd, env=thread_env(threads), cwd=REPO)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{kind} worker ({threads} threads) failed: rc={proc.returncode}")
+        return json.loads(Path(spec["out"]).read_text())
+
+
+def time_calls(
+    fn: Callable[[Any], Any], prepare: Callable[[], Any], warmup: int, repeats: int
+) -> List[float]:
+    """Seconds of `fn(prepare())` per repeat; `prepare` runs outside the timer."""
+    gc.collect()
+    times = []
+    for i in range(warmup + repeats):
+        arg = prepare()
+        start = time.perf_counter()
+        fn(arg)
+        elapsed = time.perf_counter() - start
+        if i >= warmup:
+            times.append(elapsed)
+    return times
+
+
+def block_torch() -> None:
+    """Make `import torch` fail: thinc imports torch when it can (~180 MB RSS),
+    which neither pipeline needs, so memory and start-up are measured without."""
+    sys.modules["torch"] = None  # type: ignore[assignment]
+
+
+def layer_flops_fwd(cell: str, n_dirs: int, nI: int, nH: int, n_tokens: int) -> int:
+    """Matmul FLOPs of one forward pass: per token and direction, the input
+    projection (G*H x nI) and the recurrent product (G*H x H), 2 FLOPs per
+    multiply-add: 2 * G * H * (nI + H). Elementwise gate work is not counted,
+    nor the recurrent products a sequence's first token skips."""
+    return n_tokens * n_dirs * 2 * N_GATES[cell] * nH * (nI + nH)
+
+
+# --- Layer worker --------------------------------------------------------------
+
+
+def layer_cases(quick: bool) -> List[Dict[str, Any]]:
+    dims = [(96, 128)] if quick else [(96, 128), (256, 256)]
+    lengths = ["variable"] if quick else ["variable", "equal"]
+    return [
+        {"cell": cell, "bi": bi, "nI": nI, "nH": nH, "lengths": lens}
+        for nI, nH in dims
+        for lens in lengths
+        for bi in (False, True)
+        for cell in CELLS
+    ]
+
+
+def batch_lengths(kind: str, seed: int) -> List[int]:
+    import numpy
+
+    if kind == "equal":
+        return [EQUAL_LEN] * BATCH
+    rng = numpy.random.RandomState(seed)
+    return rng.randint(MIN_LEN, MAX_LEN + 1, size=BATCH).tolist()
+
+
+def measure_matmul(numpy, shapes: Sequence[Tuple[int, int, int]], samples: int) -> List[Dict]:
+    """float32 GFLOP/s of numpy.matmul on (m, k) @ (k, n): median over samples,
+    each sample a loop lasting >= 20 ms."""
+    rng = numpy.random.RandomState(0)
+    out = []
+    for m, k, n in shapes:
+        A = rng.standard_normal((m, k)).astype("float32")
+        B = rng.standard_normal((k, n)).astype("float32")
+        C = numpy.empty((m, n), dtype="float32")
+        iters = 1
+        while True:
+            start = time.perf_counter()
+            for _ in range(iters):
+                numpy.matmul(A, B, out=C)
+            if time.perf_counter() - start >= 0.02:
+                break
+            iters *= 2
+        rates = []
+        for _ in range(samples):
+            start = time.perf_counter()
+            for _ in range(iters):
+                numpy.matmul(A, B, out=C)
+            rates.append(2.0 * m * k * n * iters / (time.perf_counter() - start) / 1e9)
+        out.append({"shape": [m, k, n], "gflops": statistics.median(rates), "samples": rates})
+    return out
+
+
+def matmul_shapes(quick: bool) -> List[Tuple[int, int, int]]:
+    """The layer's own big products: the input projection of a whole batch
+    ((B*T) x nI @ nI x 4H) and one recurrent step (B x H @ H x 4H)."""
+    shapes = []
+    for nI, nH in [(96, 128)] if quick else [(96, 128), (256, 256)]:
+        shapes += [(BATCH * EQUAL_LEN, nI, 4 * nH), (BATCH, nH, 4 * nH)]
+    return shapes
+
+
+def layer_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
+    import numpy
+    import thinc
+    from thinc.api import LSTM, NumpyOps, set_current_ops
+    from thinc.types import Padded
+
+    sys.path.insert(0, str(REPO))
+    from spacy_rnn_ner.layers.rnn import RNN
+
+    threads = spec["threads"]
+    torch = None
+    if spec["torch"]:
+        try:
+            import torch  # type: ignore[no-redef]
+
+            torch.set_num_threads(threads)
+        except ImportError:
+            torch = None
+    ops = NumpyOps()
+    set_current_ops(ops)
+    warmup, repeats, rounds = spec["warmup"], spec["repeats"], spec["rounds"]
+    shapes = matmul_shapes(spec["quick"])
+    log(f"layer worker: {threads} thread(s), torch={'yes' if torch else 'no'}")
+    matmul_before = measure_matmul(numpy, shapes, samples=7)
+    prepared = []
+    for case in layer_cases(spec["quick"]):
+        cell, bi, nI, nH = case["cell"], case["bi"], case["nI"], case["nH"]
+        n_dirs = 2 if bi else 1
+        nO = nH * n_dirs
+        lengths = batch_lengths(case["lengths"], spec["seed"])
+        rng = numpy.random.RandomState(spec["seed"] + 1)
+        seqs = [rng.uniform(-1.0, 1.0, (n, nI)).astype("float32") for n in lengths]
+        Xp = ops.list2padded(seqs)
+        n_tokens = int(sum(lengths))
+        dY = numpy.ones((Xp.data.shape[0], Xp.data.shape[1], nO), dtype="float32")
+
+        def new_dY(dY=dY, Xp=Xp) -> Padded:
+            # A fresh copy each call: backprop may consume its input in place.
+            return Padded(dY.copy(), Xp.size_at_t, Xp.lengths, Xp.indices)
+
+        runners: Dict[str, Dict[str, Tuple[Callable, Callable]]] = {}
+        numpy.random.seed(spec["seed"])
+        ours = RNN(nO, nI, cell=cell, bidirectional=bi)
+        ours.initialize()
+        runners["ours"] = _thinc_runners(ours, Xp, new_dY)
+        if cell == "lstm":
+            theirs = LSTM(nO, nI, bi=bi)
+            theirs.initialize()
+            runners["thinc"] = _thinc_runners(theirs, Xp, new_dY)
+        if torch is not None:
+            runners["torch"] = _torch_runners(torch, cell, bi, nI, nH, Xp, case["lengths"])
+        flops = layer_flops_fwd(cell, n_dirs, nI, nH, n_tokens)
+        row: Dict[str, Any] = dict(case, n_tokens=n_tokens, batch=BATCH, orders=[],
+                                   flops={"fwd": flops, "fwdbwd": 3 * flops})
+        for mode in ("fwd", "fwdbwd"):
+            row[mode] = {system: {"times": []} for system in runners}
+        prepared.append((row, runners))
+    # Several rounds over all cases, so that a burst of load from other jobs
+    # hits some samples of many figures rather than all samples of a few.
+    for rnd in range(rounds):
+        for index, (row, runners) in enumerate(prepared):
+            # Rotate who goes first, so no system always follows the same one.
+            order = [s for s in SYSTEMS if s in runners]
+            shift = (index + rnd) % len(order)
+            order = order[shift:] + order[:shift]
+            row["orders"].append(order)
+            for mode in ("fwd", "fwdbwd"):
+                for system in order:
+                    fn, prepare = runners[system][mode]
+                    # Let the previous system's idle BLAS/OpenMP threads stop
+                    # spinning (OpenBLAS: ~0.1 s) so they don't steal cores.
+                    time.sleep(SETTLE_S)
+                    row[mode][system]["times"] += time_calls(fn, prepare, warmup, repeats)
+            if rnd == rounds - 1:
+                summary = ", ".join(
+                    f"{s} {row['n_tokens'] / statistics.median(row['fwdbwd'][s]['times']):,.0f}"
+                    for s in order
+                )
+                log(f"  {row['cell']:5} {'bi' if row['bi'] else 'uni'} {row['nI']}/{row['nH']} "
+                    f"{row['lengths']:8} fwd+bwd tok/s: {summary}")
+        log(f"  round {rnd + 1}/{rounds} done")
+    results = []
+    for row, _ in prepared:
+        for mode in ("fwd", "fwdbwd"):
+            for res in row[mode].values():
+                res["median_s"] = statistics.median(res["times"])
+        results.append(row)
+    matmul_after = measure_matmul(numpy, shapes, samples=7)
+    return {
+        "threads": threads,
+        "torch": torch.__version__ if torch is not None else None,
+        "thinc": thinc.__version__,
+        "numpy": numpy.__version__,
+        "ours_c_kernels": _ours_kernels(numpy),
+        "warmup": warmup,
+        "repeats": repeats,
+        "rounds": rounds,
+        "matmul": {"before": matmul_before, "after": matmul_after},
+        "cases": results,
+    }
+
+
+def _ours_kernels(numpy) -> bool:
+    """Whether our layer ran its fused C gate kernels (else the numpy ufunc path)."""
+    from spacy_rnn_ner.layers import cells
+
+    if hasattr(cells, "kernels_available"):
+        return bool(cells.kernels_available(numpy, numpy.float32))
+    return "spacy_rnn_ner.layers._cpu_kernels" in sys.modules
+
+
+def _thinc_runners(model, Xp, new_dY) -> Dict[str, Tuple[Callable, Callable]]:
+    def fwd(_):
+        model(Xp, is_train=False)
+
+    def fwdbwd(dYp):
+        _, backprop = model(Xp, is_train=True)
+        backprop(dYp)
+
+    return {"fwd": (fwd, lambda: None), "fwdbwd": (fwdbwd, new_dY)}
+
+
+def _torch_runners(torch, cell, bi, nI, nH, Xp, lengths_kind):
+    from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
+
+    torch.manual_seed(0)
+    if cell == "lstm":
+        rnn = torch.nn.LSTM(nI, nH, bidirectional=bi)
+    elif cell == "gru":
+        rnn = torch.nn.GRU(nI, nH, bidirectional=bi)
+    else:
+        rnn = torch.nn.RNN(nI, nH, nonlinearity="tanh", bidirectional=bi)
+    rnn = rnn.float()
+    # Padded is time-major and sorted by decreasing length, as torch expects.
+    x = torch.from_numpy(Xp.data.copy())
+    packed = None
+    if lengths_kind == "variable":
+        lengths = torch.as_tensor(Xp.lengths.astype("int64"))
+        packed = pack_padded_sequence(x, lengths, enforce_sorted=True)
+    base = packed.data if packed is not None else x
+
+    def wrap(data):
+        if packed is None:
+            return data
+        return PackedSequence(data, packed.batch_sizes, packed.sorted_indices,
+                              packed.unsorted_indices)
+
+    inference_input = wrap(base)
+
+    def fwd(_):
+        with torch.inference_mode():
+            rnn(inference_input)
+
+    def prepare():
+        rnn.zero_grad(set_to_none=True)
+        return wrap(base.detach().clone().requires_grad_(True))
+
+    def fwdbwd(inputs):
+        out, _ = rnn(inputs)
+        (out.data if packed is not None else out).sum().backward()
+
+    return {"fwd": (fwd, lambda: None), "fwdbwd": (fwdbwd, prepare)}
+
+
+# --- Pipeline workers ----------------------------------------------------------
+
+
+def read_texts(source: str, path: str, limit: Optional[int]) -> List[List[str]]:
+    """Sentences as token lists: CoNLL IOB (first column, no -DOCSTART-) or a
+    DocBin."""
+    sentences: List[List[str]] = []
+    if source == "conll":
+        current: List[str] = []
+        with open(path, encoding="utf8") as fileh:
+            for line in fileh:
+                fields = line.split()
+                if not fields or fields[0] == "-DOCSTART-":
+                    if current:
+                        sentences.append(current)
+                    current = []
+                    continue
+                current.append(fields[0])
+        if current:
+            sentences.append(current)
+    else:
+        import spacy
+        from spacy.tokens import DocBin
+
+        vocab = spacy.blank("en").vocab
+        docs = DocBin().from_disk(path).get_docs(vocab)
+        sentences = [[t.text for t in doc] for doc in docs if len(doc)]
+    return sentences[:limit] if limit else sentences
+
+
+def infer_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
+    block_torch()
+    import spacy
+
+    sentences = read_texts(spec["text_source"], spec["text_path"], spec["text_limit"])
+    texts = [" ".join(words) for words in sentences]
+    n_words = sum(len(words) for words in sentences)
+    nlps = {name: spacy.load(path) for name, path in spec["models"].items()}
+    log(f"inference worker: {spec['threads']} thread(s), {len(texts)} texts, {n_words} words")
+    out: Dict[str, Any] = {"n_texts": len(texts), "n_words": n_words, "systems": {}}
+    for name, nlp in nlps.items():
+        for _ in range(spec["warmup"]):
+            list(nlp.pipe(texts[: max(1, len(texts) // 5)]))
+        out["systems"][name] = {"times": [], "batch_size": nlp.batch_size,
+                                "pipeline": nlp.pipe_names}
+    names = list(nlps)
+    for rep in range(spec["repeats"]):
+        for name in names[rep % len(names):] + names[: rep % len(names)]:
+            gc.collect()
+            start = time.perf_counter()
+            docs = list(nlps[name].pipe(texts))
+            elapsed = time.perf_counter() - start
+            res = out["systems"][name]
+            res["times"].append(elapsed)
+            res["n_tokens"] = sum(len(doc) for doc in docs)
+            res["n_ents"] = sum(len(doc.ents) for doc in docs)
+            del docs
+    for res in out["systems"].values():
+        res["median_s"] = statistics.median(res["times"])
+        res["words_per_s"] = n_words / res["median_s"]
+    return out
+
+
+def train_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """init_nlp from the config, then nlp.update over word-sized minibatches of
+    the training corpus (repeating epochs) until `words` words are seen."""
+    block_torch()
+    import random
+    import resource
+
+    from spacy.training.initialize import init_nlp
+    from spacy.training import minibatch_by_words
+    from spacy.util import load_config, registry, resolve_dot_names
+    from spacy.schemas import ConfigSchemaTraining
+
+    overrides = {"paths.train": spec["train"], "paths.dev": spec["dev"]}
+    config = load_config(spec["config"], overrides=overrides, interpolate=False)
+    nlp = init_nlp(config, use_gpu=-1)
+    config = nlp.config.interpolate()
+    T = registry.resolve(config["training"], schema=ConfigSchemaTraining)
+    (train_corpus,) = resolve_dot_names(config, [T["train_corpus"]])
+    optimizer = T["optimizer"]
+    examples = list(train_corpus(nlp))
+    rss_before_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rng = random.Random(spec["seed"])
+    target, seen, n_batches, elapsed, warm = spec["words"], 0, 0, 0.0, False
+    losses: Dict[str, float] = {}
+    while seen < target:
+        rng.shuffle(examples)
+        for batch in minibatch_by_words(examples, size=spec["batch_words"], tolerance=0.2):
+            n = sum(len(eg.reference) for eg in batch)
+            start = time.perf_counter()
+            nlp.update(batch, drop=T["dropout"], sgd=optimizer, losses=losses)
+            took = time.perf_counter() - start
+            if not warm:  # first update: lazy allocations, not steady state
+                warm = True
+                continue
+            seen += n
+            elapsed += took
+            n_batches += 1
+            if seen >= target:
+                break
+    rss_peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "words": seen,
+        "batches": n_batches,
+        "seconds": elapsed,
+        "words_per_s": seen / elapsed,
+        "rss_before_train_mib": rss_before_kib / 1024,
+        "rss_peak_mib": rss_peak_kib / 1024,
+        "n_train_examples": len(examples),
+        "losses": {name: float(value) for name, value in losses.items()},
+    }
+
+
+# --- Pipeline driver -----------------------------------------------------------
+
+
+def run_checked(cmd: List[str], what: str) -> float:
+    log(f"{what}: {' '.join(shlex.quote(c) for c in cmd)}")
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+        raise RuntimeError(f"{what} failed (rc={proc.returncode})")
+    return time.perf_counter() - start
+
+
+def pipeline_missing() -> Optional[str]:
+    needed = [REPO / "spacy_rnn_ner" / "pipeline.py", REPO / "corpus" / "build.py"]
+    missing = [str(p.relative_to(REPO)) for p in needed if not p.exists()]
+    return f"missing {', '.join(missing)}" if missing else None
+
+
+def run_pipeline(args) -> Dict[str, Any]:
+    py = sys.executable
+    corpus_dir = CACHE / "corpus"
+    models_dir = CACHE / "models"
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    out: Dict[str, Any] = {}
+    run_checked([py, "corpus/build.py", "--out-dir", str(corpus_dir)], "build corpus")
+    train_path, dev_path = corpus_dir / "train.spacy", corpus_dir / "dev.spacy"
+    ner_cfg = CACHE / "ner-efficiency.cfg"
+    run_checked([py, "-m", "spacy", "init", "config", str(ner_cfg), "-l", "en", "-p",
+                 "ner", "-o", "efficiency", "--force"], "spaCy ner config")
+    configs = {"rnn_ner": str(REPO / "configs" / "lstm.cfg"), "ner": str(ner_cfg)}
+    out["configs"] = {
+        "rnn_ner": "configs/lstm.cfg",
+        "ner": "python -m spacy init config -l en -p ner -o efficiency",
+    }
+    steps = args.steps
+    out["train_steps"] = steps
+    out["spacy_train"] = {}
+    models = {}
+    for name, cfg in configs.items():
+        model_out = models_dir / name
+        seconds = run_checked(
+            [py, "-m", "spacy", "train", cfg, "--output", str(model_out),
+             "--paths.train", str(train_path), "--paths.dev", str(dev_path),
+             "--training.max_steps", str(steps), "--training.eval_frequency", str(steps)],
+            f"train {name}",
+        )
+        meta = json.loads((model_out / "model-last" / "meta.json").read_text())
+        perf = meta.get("performance", {})
+        out["spacy_train"][name] = {
+            "wall_s": seconds,
+            "dev_ents_f": perf.get("ents_f"),
+            "dev_ents_p": perf.get("ents_p"),
+            "dev_ents_r": perf.get("ents_r"),
+        }
+        models[name] = str(model_out / "model-last")
+    if CONLL_TEST.exists() and not args.no_conll:
+        source, text_path = "conll", str(CONLL_TEST)
+        out["texts"] = "../shared/data/conll2003/test.iob (CoNLL-2003 test, sentences)"
+    else:
+        source, text_path = "docbin", str(dev_path)
+        out["texts"] = "bundled corpus dev set (CoNLL-2003 test file not found)"
+    out["threads"] = {}
+    for threads in args.threads:
+        res: Dict[str, Any] = {}
+        res["inference"] = run_worker("infer", {
+            "models": models, "text_source": source, "text_path": text_path,
+            "text_limit": 300 if args.quick else None,
+            "warmup": 1, "repeats": args.pipe_repeats,
+        }, threads)
+        res["training"] = {name: [] for name in configs}
+        names = list(configs)
+        for rep in range(args.train_repeats):
+            for name in names[rep % 2:] + names[: rep % 2]:
+                log(f"training throughput: {name}, {threads} thread(s), repeat {rep + 1}")
+                res["training"][name].append(run_worker("train", {
+                    "config": configs[name], "train": str(train_path), "dev": str(dev_path),
+                    "words": args.train_words, "batch_words": 1000, "seed": args.seed,
+                }, threads))
+        out["threads"][str(threads)] = res
+    return out
+
+
+# --- Machine facts -------------------------------------------------------------
+
+
+def machine_facts(with_torch: bool) -> Dict[str, Any]:
+    import numpy
+
+    facts: Dict[str, Any] = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "nproc": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu": None,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg_start": Path("/proc/loadavg").read_text().split()[:3]
+        if Path("/proc/loadavg").exists() else None,
+    }
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                facts["cpu"] = line.split(":", 1)[1].strip()
+                break
+        flags = [l for l in Path("/proc/cpuinfo").read_text().splitlines()
+                 if l.startswith("flags")]
+        if flags:
+            have = set(flags[0].split(":", 1)[1].split())
+            facts["simd"] = [f for f in ("avx2", "fma", "avx512f") if f in have]
+    except OSError:
+        pass
+    versions = {}
+    for dist in ("numpy", "thinc", "spacy", "torch", "blis", "spacy-rnn-ner"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    if not with_torch:
+        versions["torch"] = None
+    facts["versions"] = versions
+    try:
+        blas = numpy.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        facts["numpy_blas"] = f"{blas.get('name')} {blas.get('version')}"
+        facts["numpy_blas_config"] = blas.get("openblas configuration")
+    except Exception:  # older numpy: no mode="dicts"
+        facts["numpy_blas"] = None
+    facts["blis_threading"] = _blis_threading()
+    try:
+        import threadpoolctl
+
+        facts["threadpools"] = threadpoolctl.threadpool_info()
+    except ImportError:
+        facts["threadpools"] = None
+    return facts
+
+
+def _blis_threading() -> Optional[bool]:
+    """Whether thinc's BLIS (used by LSTM.v1's kernels) was built with threads."""
+    try:
+        import ctypes
+
+        import blis.cy
+
+        return bool(ctypes.CDLL(blis.cy.__file__).bli_info_get_enable_threading())
+    except Exception:
+        return None
+
+
+def torch_available() -> bool:
+    try:
+        return metadata.version("torch") is not None and _can_import("torch")
+    except metadata.PackageNotFoundError:
+        return False
+
+
+def _can_import(module: str) -> bool:
+    proc = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True)
+    return proc.returncode == 0
+
+
+# --- Report --------------------------------------------------------------------
+
+
+def fmt_rate(x: Optional[float]) -> str:
+    return "n/a" if x is None else f"{x:,.0f}"
+
+
+def fmt_ratio(x: Optional[float]) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def fmt_pct(x: Optional[float]) -> str:
+    return "n/a" if x is None else f"{100 * x:.0f}%"
+
+
+def table(header: Sequence[str], rows: List[Sequence[str]], align: str = "") -> List[str]:
+    align = align or "l" * len(header)
+    seps = [":--" if a == "l" else "--:" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(seps) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def peak_gflops(worker: Dict[str, Any]) -> float:
+    return max(m["gflops"] for key in ("before", "after") for m in worker["matmul"][key])
+
+
+def derive_layer(worker: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Per case and mode: tokens/s per system, ratios, GFLOP/s, share of peak."""
+    peak = peak_gflops(worker)
+    rows = []
+    for case in worker["cases"]:
+        for mode in ("fwd", "fwdbwd"):
+            tps = {s: case["n_tokens"] / r["median_s"] for s, r in case[mode].items()}
+            gflops = {s: case["flops"][mode] / r["median_s"] / 1e9
+                      for s, r in case[mode].items()}
+            rows.append({
+                "threads": worker["threads"], "cell": case["cell"], "bi": case["bi"],
+                "nI": case["nI"], "nH": case["nH"], "lengths": case["lengths"],
+                "mode": mode, "tokens_per_s": tps, "gflops": gflops,
+                "peak_fraction": {s: g / peak for s, g in gflops.items()},
+                "ours_over_torch": tps["ours"] / tps["torch"] if "torch" in tps else None,
+                "ours_over_thinc": tps["ours"] / tps["thinc"] if "thinc" in tps else None,
+            })
+    return rows
+
+
+def cell_vs_lstm(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """(time per token of cell / of LSTM) / (FLOPs of cell / of LSTM), same
+    system, shapes, mode and threads: 1.0 = same time per FLOP; above 1 = the
+    cell spends more time per FLOP than the LSTM (fixed per-step costs)."""
+    key = lambda r: (r["threads"], r["bi"], r["nI"], r["nH"], r["lengths"], r["mode"])
+    lstm = {key(r): r for r in rows if r["cell"] == "lstm"}
+    out = []
+    for r in rows:
+        if r["cell"] == "lstm" or key(r) not in lstm:
+            continue
+        base = lstm[key(r)]
+        flop_ratio = N_GATES[r["cell"]] / N_GATES["lstm"]
+        entry = dict(threads=r["threads"], cell=r["cell"], bi=r["bi"], nI=r["nI"], nH=r["nH"],
+                     lengths=r["lengths"], mode=r["mode"], flop_ratio=flop_ratio)
+        for system in ("ours", "torch"):
+            if system in r["tokens_per_s"] and system in base["tokens_per_s"]:
+                time_ratio = base["tokens_per_s"][system] / r["tokens_per_s"][system]
+                entry[system] = {"time_ratio": time_ratio, "normalised": time_ratio / flop_ratio}
+            else:
+                entry[system] = None
+        out.append(entry)
+    return out
+
+
+def render(results: Dict[str, Any]) -> str:
+    meta = results["meta"]
+    facts = meta["machine"]
+    v = facts["versions"]
+    lines = [
+        "# Speed benchmarks",
+        "",
+        f"Generated {facts['date']} by",
+        "",
+        "```",
+        meta["command"],
+        "```",
+        "",
+        "**Read the ratios, not the absolute figures.** They come from a shared "
+        f"{facts['nproc']}-core machine on which colleagues were running jobs at the "
+        f"same time (load average at start {' / '.join(facts['loadavg_start'] or ['?'])}, "
+        f"at end {' / '.join(facts.get('loadavg_end') or ['?'])}). Every compared figure "
+        "was measured in the same run, one system right after the other on identical "
+        "inputs (same process for the layer). See `benchmarks/README.md` for what each "
+        "number means.",
+        "",
+        "## Machine",
+        "",
+    ]
+    lines += table(["Fact", "Value"], [
+        ["CPU", f"{facts['cpu']} ({', '.join(facts.get('simd') or [])})"],
+        ["nproc / usable", f"{facts['nproc']} / {facts['affinity']}"],
+        ["Python", facts["python"]],
+        ["numpy", f"{v['numpy']} ({facts['numpy_blas']}; {facts.get('numpy_blas_config')})"],
+        ["thinc", f"{v['thinc']} (LSTM.v1 runs on blis {v.get('blis')})"],
+        ["spaCy", v["spacy"]],
+        ["torch", v["torch"] or "n/a (not importable)"],
+        ["threadpoolctl", "not installed" if facts["threadpools"] is None else "see JSON"],
+    ])
+    layer = results.get("layer")
+    if layer:
+        lines += render_layer(layer, facts.get("blis_threading"))
+    else:
+        lines += ["", "## Layer", "", "Skipped (`--skip-layer`)."]
+    pipe = results.get("pipeline")
+    if pipe and "skipped" not in pipe:
+        lines += render_pipeline(pipe)
+    else:
+        reason = pipe["skipped"] if pipe else "--skip-pipeline"
+        lines += ["", "## Pipeline", "", f"Skipped ({reason})."]
+    lines += ["", "Raw numbers (every repeat): `speed.json` next to this file.", ""]
+    return "\n".join(lines)
+
+
+def render_layer(layer: Dict[str, Any], blis_threading: Optional[bool]) -> List[str]:
+    workers = layer["workers"]
+    first = workers[0]
+    lines = [
+        "",
+        "## Layer: `spacy-rnn-ner.RNN.v1` (ours) vs `torch.nn.*` vs thinc `LSTM.v1`",
+        "",
+        f"Batch of {BATCH} sequences, lengths uniform {MIN_LEN}-{MAX_LEN} (fixed seed, "
+        f"`variable`) or all {EQUAL_LEN} (`equal`); float32; one layer; `nI/H` = input "
+        "width / hidden width per direction. Figures are real tokens per second, median "
+        f"of {first['rounds'] * first['repeats']} timed calls ({first['rounds']} rounds over "
+        f"all cases x {first['repeats']} calls, each block after {first['warmup']} untimed "
+        "calls). "
+        "`fwd` = inference forward (`model(Xp, is_train=False)`; torch under "
+        "`inference_mode`); `fwd+bwd` = training forward + backward incl. input "
+        "gradient. Ratios are our tokens/s over theirs: **above 1 = ours faster**. "
+        "`%peak` = achieved matmul GFLOP/s (formula below) over the measured numpy "
+        "matmul peak at the same thread count. Thinc has only an LSTM"
+        + ("; its BLIS is built without threading, so it runs on one thread. "
+           if blis_threading is False else ". ")
+        + "Ours ran with "
+        + ("its fused C gate kernels (`_cpu_kernels`)." if first.get("ours_c_kernels")
+           else "its numpy ufunc gate code (C kernels not built)."),
+        "",
+        "### Matmul peak (numpy float32, GFLOP/s, median; measured before and after the layer cases)",
+        "",
+    ]
+    rows = []
+    for w in workers:
+        for before, after in zip(w["matmul"]["before"], w["matmul"]["after"]):
+            m, k, n = before["shape"]
+            rows.append([w["threads"], f"{m}x{k} @ {k}x{n}", f"{before['gflops']:.1f}",
+                         f"{after['gflops']:.1f}"])
+    lines += table(["threads", "product", "before", "after"], rows, "rlrr")
+    lines += ["", "Peak used for `%peak`: " + ", ".join(
+        f"{w['threads']} thread(s) {peak_gflops(w):.1f} GFLOP/s" for w in workers) + "."]
+
+    derived = layer["derived"]
+    headline = [r for r in derived if r["cell"] == "lstm" and r["bi"] and r["nI"] == 96
+                and r["nH"] == 128]
+    if headline:
+        lines += ["", "### Headline: BiLSTM 96/128", ""]
+        hrows = []
+        for r in headline:
+            t = r["tokens_per_s"]
+            hrows.append([r["threads"], r["lengths"], MODE_NAMES[r["mode"]],
+                          fmt_rate(t["ours"]), fmt_rate(t.get("torch")), fmt_rate(t.get("thinc")),
+                          fmt_ratio(r["ours_over_torch"]), fmt_ratio(r["ours_over_thinc"]),
+                          fmt_pct(r["peak_fraction"]["ours"])])
+        lines += table(["threads", "lengths", "mode", "ours tok/s", "torch tok/s",
+                        "thinc tok/s", "ours/torch", "ours/thinc", "ours %peak"],
+                       hrows, "rllrrrrrr")
+    for w in workers:
+        for mode in ("fwd", "fwdbwd"):
+            lines += ["", f"### {MODE_NAMES[mode]}, {w['threads']} thread(s)", ""]
+            rows = []
+            for r in derived:
+                if r["threads"] != w["threads"] or r["mode"] != mode:
+                    continue
+                t, pf = r["tokens_per_s"], r["peak_fraction"]
+                rows.append([r["cell"], "bi" if r["bi"] else "uni", f"{r['nI']}/{r['nH']}",
+                             r["lengths"], fmt_rate(t["ours"]), fmt_rate(t.get("torch")),
+                             fmt_rate(t.get("thinc")), fmt_ratio(r["ours_over_torch"]),
+                             fmt_ratio(r["ours_over_thinc"]), fmt_pct(pf["ours"]),
+                             fmt_pct(pf.get("torch"))])
+            lines += table(["cell", "dirs", "nI/H", "lengths", "ours tok/s", "torch tok/s",
+                            "thinc tok/s", "ours/torch", "ours/thinc", "ours %peak",
+                            "torch %peak"], rows, "lllrrrrrrrr")
+    lines += [
+        "",
+        "### GRU and Elman vs LSTM, normalised by FLOPs",
+        "",
+        "`time` = time per token of the cell / of the LSTM on the same shapes, system, "
+        "mode and threads; `FLOPs` = their FLOP ratio (GRU 3/4, Elman 1/4); `norm` = "
+        "time / FLOPs: 1.00 = the same time per FLOP as the LSTM, above 1 = more "
+        "(fixed per-step costs weigh more on a cheaper cell).",
+        "",
+    ]
+    rows = []
+    for e in layer["cell_vs_lstm"]:
+        o, tt = e["ours"], e["torch"]
+        rows.append([e["threads"], e["cell"], "bi" if e["bi"] else "uni",
+                     f"{e['nI']}/{e['nH']}", e["lengths"], MODE_NAMES[e["mode"]],
+                     f"{e['flop_ratio']:.2f}", fmt_ratio(o and o["time_ratio"]),
+                     fmt_ratio(o and o["normalised"]), fmt_ratio(tt and tt["time_ratio"]),
+                     fmt_ratio(tt and tt["normalised"])])
+    lines += table(["threads", "cell", "dirs", "nI/H", "lengths", "mode", "FLOPs",
+                    "ours time", "ours norm", "torch time", "torch norm"], rows, "rlllllrrrrr")
+    lines += [
+        "",
+        "FLOPs (matmuls only, 2 per multiply-add): forward, per token and direction, "
+        "`2·G·H·(nI + H)` with G = 1 (Elman), 3 (GRU), 4 (LSTM) gates; backward = 2× "
+        "forward (`dX` and `dW` for both the input and the recurrent weights), so "
+        "`fwd+bwd` = 3× forward. Elementwise gate arithmetic is not counted, which "
+        "is why cheap cells look less efficient per FLOP.",
+    ]
+    return lines
+
+
+MODE_NAMES = {"fwd": "fwd", "fwdbwd": "fwd+bwd"}
+
+
+def render_pipeline(pipe: Dict[str, Any]) -> List[str]:
+    lines = [
+        "",
+        "## Pipeline: `rnn_ner` (configs/lstm.cfg) vs spaCy `ner` (efficiency config)",
+        "",
+        f"Both trained in this run on the bundled corpus for {pipe['train_steps']} steps "
+        "(`spacy train ... --training.max_steps N`, models in `benchmarks/cache/`). "
+        f"Inference texts: {pipe['texts']}; `nlp.pipe`, 1 process, the model's default "
+        "batch size, tokenizer included; words = whitespace tokens of the input; "
+        "median of repeats, the two systems alternating in one process. Training: a "
+        "fresh process per system and repeat: `init_nlp` from the config, then "
+        "`nlp.update` on 1000-word minibatches (first update not timed); peak RSS = "
+        "`ru_maxrss` of that process (torch import blocked in both, as neither needs it).",
+        "",
+    ]
+    rows = []
+    for threads, res in pipe["threads"].items():
+        inf = res["inference"]
+        ws = {n: s["words_per_s"] for n, s in inf["systems"].items()}
+        tr = {n: statistics.median(r["words_per_s"] for r in runs)
+              for n, runs in res["training"].items()}
+        rss = {n: max(r["rss_peak_mib"] for r in runs) for n, runs in res["training"].items()}
+        rss0 = {n: max(r["rss_before_train_mib"] for r in runs)
+                for n, runs in res["training"].items()}
+        for name in PIPE_SYSTEMS:
+            rows.append([threads, f"`{name}`", fmt_rate(ws[name]), fmt_rate(tr[name]),
+                         f"{rss0[name]:,.0f}", f"{rss[name]:,.0f}",
+                         f"{pipe['spacy_train'][name]['dev_ents_f'] or 0:.3f}"])
+        rows.append([threads, "**rnn_ner / ner**", fmt_ratio(ws["rnn_ner"] / ws["ner"]),
+                     fmt_ratio(tr["rnn_ner"] / tr["ner"]),
+                     fmt_ratio(rss0["rnn_ner"] / rss0["ner"]),
+                     fmt_ratio(rss["rnn_ner"] / rss["ner"]), ""])
+    lines += table(["threads", "system", "inference words/s", "training words/s",
+                    "RSS after init (MiB)", "training peak RSS (MiB)", "dev ents_f"],
+                   rows, "rlrrrrr")
+    first = next(iter(pipe["threads"].values()))["inference"]
+    lines += [
+        "",
+        f"Inference set: {first['n_texts']:,} texts, {first['n_words']:,} words. "
+        "`dev ents_f` (bundled dev set, after the short training) only shows both "
+        "models learned something; it is not an accuracy comparison.",
+    ]
+    return lines
+
+
+# --- Main ----------------------------------------------------------------------
+
+
+def parse_args(argv: Optional[List[str]] = None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, nargs="+", default=None,
+                   help="thread counts, each in a fresh subprocess (default: 1 2; --quick: 1)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke test: few cases and repeats; writes to benchmarks/cache/")
+    p.add_argument("--skip-layer", action="store_true", help="skip the layer section")
+    p.add_argument("--skip-pipeline", action="store_true", help="skip the pipeline section")
+    p.add_argument("--no-torch", action="store_true", help="leave torch out even if importable")
+    p.add_argument("--no-conll", action="store_true",
+                   help="use the bundled dev set for inference even if CoNLL-2003 is present")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="layer: untimed calls before each block of timed calls (default 2)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="layer: timed calls per figure per round (default 3)")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="layer: rounds over all cases; a figure is the median of "
+                        "rounds x repeats calls (default 3; --quick: 1)")
+    p.add_argument("--steps", type=int, default=None, help="spacy train steps (default 200)")
+    p.add_argument("--train-words", type=int, default=None,
+                   help="words per training-throughput measurement (default 30000)")
+    p.add_argument("--train-repeats", type=int, default=None,
+                   help="training-throughput processes per system (default 3)")
+    p.add_argument("--pipe-repeats", type=int, default=None,
+                   help="timed nlp.pipe passes per system (default 5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None,
+                   help="output prefix (default benchmarks/results/speed; --quick: "
+                        "benchmarks/cache/speed-quick)")
+    p.add_argument("--worker", choices=["layer", "infer", "train"], help=argparse.SUPPRESS)
+    p.add_argument("--worker-spec", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    q = args.quick
+    defaults = {"threads": [1] if q else [1, 2], "warmup": 1 if q else 2,
+                "repeats": 3, "rounds": 1 if q else 3, "steps": 20 if q else 200,
+                "train_words": 3000 if q else 30000, "train_repeats": 1 if q else 3,
+                "pipe_repeats": 2 if q else 5,
+                "out": CACHE / "speed-quick" if q else RESULTS / "speed"}
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    if args.worker:
+        spec = json.loads(args.worker_spec.read_text())
+        worker = {"layer": layer_worker, "infer": infer_worker, "train": train_worker}
+        result = worker[args.worker](spec)
+        Path(spec["out"]).write_text(json.dumps(result))
+        return
+    argv_used = sys.argv[1:] if argv is None else argv
+    command = " ".join(["python", "benchmarks/speed.py", *map(shlex.quote, argv_used)])
+    with_torch = not args.no_torch and torch_available()
+    results: Dict[str, Any] = {"meta": {"command": command, "python": sys.executable,
+                                        "machine": machine_facts(with_torch),
+                                        "args": {k: str(v) if isinstance(v, Path) else v
+                                                 for k, v in vars(args).items()}}}
+    started = time.perf_counter()
+    if not args.skip_layer:
+        workers = []
+        for threads in args.threads:
+            workers.append(run_worker("layer", {
+                "quick": args.quick, "warmup": args.warmup, "repeats": args.repeats,
+                "rounds": args.rounds,
+                "seed": args.seed, "torch": with_torch,
+            }, threads))
+        derived = [row for w in workers for row in derive_layer(w)]
+        results["layer"] = {"workers": workers, "derived": derived,
+                            "cell_vs_lstm": cell_vs_lstm(derived)}
+        results["meta"]["layer_seconds"] = time.perf_counter() - started
+    if not args.skip_pipeline:
+        missing = pipeline_missing()
+        if missing:
+            log(f"pipeline section skipped: {missing}")
+            results["pipeline"] = {"skipped": missing}
+        else:
+            start = time.perf_counter()
+            results["pipeline"] = run_pipeline(args)
+            results["meta"]["pipeline_seconds"] = time.perf_counter() - start
+    results["meta"]["total_seconds"] = time.perf_counter() - started
+    if Path("/proc/loadavg").exists():
+        results["meta"]["machine"]["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
+    report = render(results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".md").write_text(report)
+    args.out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
+    print(report)
+    log(f"wrote {args.out.with_suffix('.md')} and {args.out.with_suffix('.json')}")
+
+
+if __name__ == "__main__":
+    main()
