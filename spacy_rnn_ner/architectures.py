@@ -3,9 +3,21 @@ from typing import List, Optional
 
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import Model, Softmax_v2, chain, with_array, with_padded, zero_init
+from thinc.api import (
+    Linear,
+    Maxout,
+    Model,
+    Softmax_v2,
+    chain,
+    concatenate,
+    with_array,
+    with_padded,
+    zero_init,
+)
 from thinc.types import Floats2d
 
+from .layers.char_embed import CharEmbed
+from .layers.crf_layer import CRF
 from .layers.rnn import RNN
 
 
@@ -59,3 +71,52 @@ def build_rnn_tagger(
     model.set_ref("softmax", output_layer)
     model.set_ref("output_layer", output_layer)
     return model
+
+
+@registry.architectures("spacy-rnn-ner.RNNCRFTagger.v1")
+def build_rnn_crf_tagger(
+    tok2vec: Model[List[Doc], List[Floats2d]], nO: Optional[int] = None
+) -> Model[List[Doc], List[Floats2d]]:
+    """Per-token emission scores (a linear layer, no softmax) plus a
+    linear-chain CRF over the tags: the component trains it with the CRF
+    log-likelihood and decodes with Viterbi. Refs "tok2vec", "output_layer"
+    and "crf".
+
+    tok2vec (Model[List[Doc], List[Floats2d]]): Token vectors.
+    nO (Optional[int]): Number of tags; inferred from the component if None.
+    """
+    output_layer = Linear(nO, tok2vec.maybe_get_dim("nO"), init_W=zero_init)
+    crf = CRF(nO)
+    model = chain(tok2vec, with_array(output_layer), crf)
+    model.set_ref("tok2vec", tok2vec)
+    model.set_ref("output_layer", output_layer)
+    model.set_ref("crf", crf)
+    return model
+
+
+@registry.architectures("spacy-rnn-ner.CharMultiHashEmbed.v1")
+def build_char_multi_hash_embed(
+    width: int,
+    attrs: List[str],
+    rows: List[int],
+    include_static_vectors: bool = False,
+    nM: int = 16,
+    nC: int = 8,
+) -> Model[List[Doc], List[Floats2d]]:
+    """spaCy's `MultiHashEmbed` (hashed lexical attributes, optionally static
+    vectors) concatenated with embeddings of each token's first and last
+    UTF-8 bytes, mixed by a maxout layer. Fits the `embed` slot of
+    `spacy.Tok2Vec.v2`.
+
+    width (int): Output width. Recommended 96-256.
+    attrs (List[str]): Token attributes to hash, e.g. ["NORM", "PREFIX", "SUFFIX", "SHAPE"].
+    rows (List[int]): Hash table rows per attribute, e.g. [5000, 1000, 2500, 2500].
+    include_static_vectors (bool): Also use the vocab's static vectors.
+    nM (int): Dimensions per byte embedding. Recommended 8-32.
+    nC (int): Bytes per token, half from each end. Recommended 4-10.
+    """
+    multi_hash_embed = registry.get("architectures", "spacy.MultiHashEmbed.v2")
+    hashed = multi_hash_embed(width, attrs, rows, include_static_vectors)
+    chars = CharEmbed(nM=nM, nC=nC)
+    mix = Maxout(width, width + nM * nC, nP=3, normalize=True, dropout=0.0)
+    return chain(concatenate(hashed, chars), with_array(mix))

@@ -1,5 +1,6 @@
 """The `rnn_ner` component: per-token BILUO tagging with a recurrent network,
 decoded with constrained Viterbi into `doc.ents`."""
+import math
 import warnings
 from itertools import islice
 from pathlib import Path
@@ -12,7 +13,7 @@ from spacy.errors import Errors
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.scorer import get_ner_prf
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc, Span, SpanGroup
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import (
@@ -23,9 +24,13 @@ from thinc.api import (
     set_dropout_rate,
 )
 from thinc.layers.resizable import resize_linear_weighted
-from thinc.types import Floats2d
+from thinc.types import Floats1d, Floats2d
 
-from .tags import make_tags, tags_to_spans, viterbi_decode
+from . import crf
+from .crf import span_labels
+from .decode import decode
+from .layers.crf_layer import CRF
+from .tags import make_tags
 
 default_model_config = """
 [model]
@@ -64,6 +69,8 @@ MISSING_TAGS = (None, "", "-")
     default_config={
         "model": DEFAULT_RNN_NER_MODEL,
         "overwrite_ents": False,
+        "spans_key": "rnn_ner",
+        "threshold": None,
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
     },
     default_score_weights={
@@ -78,6 +85,8 @@ def make_rnn_ner(
     name: str,
     model: Model[List[Doc], List[Floats2d]],
     overwrite_ents: bool,
+    spans_key: Optional[str],
+    threshold: Optional[float],
     scorer: Optional[Callable],
 ) -> "RNNEntityRecognizer":
     """Create an `RNNEntityRecognizer`.
@@ -86,10 +95,21 @@ def make_rnn_ner(
         array of tag probabilities; see `spacy-rnn-ner.RNNTagger.v1`.
     overwrite_ents (bool): Replace the entities already on the doc instead of
         keeping them and only adding non-overlapping ones.
+    spans_key (Optional[str]): Key of the span group `doc.spans[spans_key]`
+        that receives each predicted entity with its probability in
+        `attrs["scores"]`; None to skip computing probabilities.
+    threshold (Optional[float]): Recall mode: also put into the span group
+        every other span whose probability is >= threshold (0 < t <= 1).
     scorer (Optional[Callable]): Defaults to spaCy's NER scorer.
     """
     return RNNEntityRecognizer(
-        nlp.vocab, model, name, overwrite_ents=overwrite_ents, scorer=scorer
+        nlp.vocab,
+        model,
+        name,
+        overwrite_ents=overwrite_ents,
+        spans_key=spans_key,
+        threshold=threshold,
+        scorer=scorer,
     )
 
 
@@ -108,6 +128,8 @@ class RNNEntityRecognizer(TrainablePipe):
         name: str = "rnn_ner",
         *,
         overwrite_ents: bool = False,
+        spans_key: Optional[str] = "rnn_ner",
+        threshold: Optional[float] = None,
         scorer: Optional[Callable] = get_ner_prf,
     ) -> None:
         """Initialize the component.
@@ -117,6 +139,8 @@ class RNNEntityRecognizer(TrainablePipe):
             output softmax probabilities and have an "output_layer" ref.
         name (str): The component instance name, used as the key in losses.
         overwrite_ents (bool): Whether to replace existing `doc.ents`.
+        spans_key (Optional[str]): Span group for the entities' probabilities.
+        threshold (Optional[float]): Recall-mode threshold, or None.
         scorer (Optional[Callable]): The scoring method.
         """
         self.vocab = vocab
@@ -126,6 +150,12 @@ class RNNEntityRecognizer(TrainablePipe):
         # and a value in cfg would override it again on load.
         self.cfg: Dict[str, List[str]] = {"labels": []}
         self.overwrite_ents = overwrite_ents
+        if threshold is not None and not 0.0 < threshold <= 1.0:
+            raise ValueError(f"rnn_ner threshold must be in (0, 1] or null, got {threshold!r}")
+        if threshold is not None and spans_key is None:
+            raise ValueError("rnn_ner threshold needs a spans_key to store the spans in")
+        self.spans_key = spans_key
+        self.threshold = threshold
         self.scorer = scorer
         self._warned_labels: Set[str] = set()
 
@@ -216,6 +246,10 @@ class RNNEntityRecognizer(TrainablePipe):
         tokens are kept, new entities never overlap them, and every other
         token is set to "O" (not missing).
 
+        With a `spans_key`, `doc.spans[spans_key]` holds the new entities
+        (and, with a `threshold`, every other span at least that probable),
+        with their marginal probabilities in `attrs["scores"]`.
+
         docs (Iterable[Doc]): The documents to modify.
         scores (List[Floats2d]): The scores from `predict`.
         """
@@ -224,16 +258,52 @@ class RNNEntityRecognizer(TrainablePipe):
         docs = list(docs)
         tags = self.tags
         xp = self.model.ops.xp
-        log_scores = [xp.log(xp.clip(s, MIN_PROB, 1.0)) for s in scores]
         forbid = None if self.overwrite_ents else [_preset_tokens(doc) for doc in docs]
-        paths = viterbi_decode(log_scores, tags, forbid, xp=xp)
-        for doc, path in zip(docs, paths):
-            spans = tags_to_spans(doc, [tags[i] for i in path])
+        decoded = decode(
+            xp,
+            docs,
+            self._emissions(scores),
+            tags,
+            *self._transition_scores(),
+            forbid,
+            with_probs=self.spans_key is not None,
+            threshold=self.threshold,
+        )
+        labels = span_labels(tags)
+        for doc, result in zip(docs, decoded):
             if self.overwrite_ents:
-                doc.set_ents(spans, default="outside")
+                doc.set_ents(result.spans, default="outside")
             else:
-                ents = list(doc.ents) + spans
+                ents = list(doc.ents) + result.spans
                 doc.set_ents(ents, blocked=_blocked_spans(doc), default="outside")
+            if self.spans_key is not None:
+                spans = list(result.spans) + [
+                    Span(doc, start, end, label=labels[label])
+                    for start, end, label, _ in result.alternatives
+                ]
+                probs = result.probs.tolist() + [p for *_, p in result.alternatives]
+                order = sorted(range(len(spans)), key=lambda i: (spans[i].start, spans[i].end))
+                group = SpanGroup(doc, name=self.spans_key, spans=[spans[i] for i in order])
+                group.attrs["scores"] = numpy.asarray([probs[i] for i in order], dtype="f")
+                doc.spans[self.spans_key] = group
+
+    def _emissions(self, scores: List[Floats2d]) -> List[Floats2d]:
+        """Per-token scores for the chain: a CRF tagger's own scores, or the
+        log of a softmax tagger's probabilities."""
+        if self.model.has_ref("crf"):
+            return scores
+        xp = self.model.ops.xp
+        return [xp.log(xp.clip(s, MIN_PROB, 1.0)) for s in scores]
+
+    def _transition_scores(self) -> Tuple[Floats2d, Floats1d, Floats1d]:
+        """(transitions, start, end) of the CRF, or zeros for a softmax tagger
+        (the BILUO constraints apply either way)."""
+        if self.model.has_ref("crf"):
+            crf_layer = self.model.get_ref("crf")
+            return tuple(crf_layer.get_param(n) for n in ("transitions", "start", "end"))
+        n_tags = len(self.tags)
+        ops = self.model.ops
+        return ops.alloc2f(n_tags, n_tags), ops.alloc1f(n_tags), ops.alloc1f(n_tags)
 
     def update(
         self,
@@ -261,8 +331,12 @@ class RNNEntityRecognizer(TrainablePipe):
         set_dropout_rate(self.model, drop)
         docs = [eg.predicted for eg in examples]
         scores, backprop_scores = self.model.begin_update(docs)
-        loss, d_scores = self.get_loss(examples, scores)
+        loss, d_scores, d_crf = self._loss_and_gradients(examples, scores)
         backprop_scores(d_scores)
+        if d_crf is not None:
+            crf_layer = self.model.get_ref("crf")
+            for name, grad in d_crf.items():
+                crf_layer.inc_grad(name, grad)
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
@@ -271,20 +345,62 @@ class RNNEntityRecognizer(TrainablePipe):
     def get_loss(
         self, examples: Iterable[Example], scores: List[Floats2d]
     ) -> Tuple[float, List[Floats2d]]:
-        """Categorical cross-entropy against the gold BILUO tags. Tokens whose
-        gold tag is missing get no loss and a zero gradient, and so do tokens
-        of an entity type the component doesn't know (warned about once per
-        label): they are annotation the component can't learn from.
+        """The loss against the gold BILUO tags: categorical cross-entropy for
+        a softmax tagger (reported as the sum of squared gradients, as spaCy's
+        Tagger does), the negative log-likelihood for a CRF tagger. Tokens
+        whose gold tag is missing add no loss (a CRF marginalises over their
+        tags), and so do tokens of an entity type the component doesn't know
+        (warned about once per label): annotation it can't learn from.
 
         examples (Iterable[Example]): The batch.
-        scores (List[Floats2d]): The predicted probabilities.
-        RETURNS (Tuple[float, List[Floats2d]]): The loss (sum of squared
-            gradients, as spaCy's Tagger reports it) and d_scores.
+        scores (List[Floats2d]): The scores from the model.
+        RETURNS (Tuple[float, List[Floats2d]]): The loss and d_scores.
         """
+        loss, d_scores, _ = self._loss_and_gradients(examples, scores)
+        return loss, d_scores
+
+    def _loss_and_gradients(
+        self, examples: Iterable[Example], scores: List[Floats2d]
+    ) -> Tuple[float, List[Floats2d], Optional[Dict[str, Floats2d]]]:
+        """`get_loss`, plus the gradients of the CRF parameters (or None)."""
         examples = list(examples)
         validate_examples(examples, "RNNEntityRecognizer.get_loss")
         tags = self.tags
-        known = set(tags)
+        truths = self._gold_tags(examples)
+        d_crf = None
+        if self.model.has_ref("crf"):
+            xp = self.model.ops.xp
+            lengths = [int(s.shape[0]) for s in scores]
+            n_steps = max(lengths, default=0)
+            emissions = xp.zeros((len(scores), n_steps, len(tags)), dtype="f")
+            for i, doc_scores in enumerate(scores):
+                emissions[i, : lengths[i]] = doc_scores
+            gold = crf.gold_mask_from_biluo(truths, tags, xp, n_steps=n_steps)
+            seq_losses, d_emissions, d_trans, d_start, d_end = crf.nll_and_grads(
+                emissions, xp.asarray(lengths, dtype="i"), *self._transition_scores(),
+                tags, gold, xp,
+            )
+            loss = float(seq_losses.sum())
+            d_scores = [d_emissions[i, :n] for i, n in enumerate(lengths)]
+            d_crf = {"transitions": d_trans, "start": d_start, "end": d_end}
+        else:
+            loss_func = SequenceCategoricalCrossentropy(
+                names=tags, normalize=False, missing_value=None
+            )
+            d_scores, loss = loss_func(scores, truths)
+            loss = float(loss)
+        if not math.isfinite(loss):
+            raise ValueError(
+                f"Component '{self.name}': the training loss is not finite ({loss}): "
+                f"the model's scores contain NaN or inf. Lower the learning rate, "
+                f"check the input vectors, or enable gradient clipping. "
+                f"({Errors.E910.format(name=self.name)})"
+            )
+        return loss, d_scores, d_crf
+
+    def _gold_tags(self, examples: List[Example]) -> List[List[Optional[str]]]:
+        """Gold BILUO tags per token, None where missing or of an unknown label."""
+        known = set(self.tags)
         truths = []
         for eg in examples:
             eg_truths: List[Optional[str]] = []
@@ -297,13 +413,7 @@ class RNNEntityRecognizer(TrainablePipe):
                     self._warn_unknown_label(tag.split("-", 1)[-1])
                     eg_truths.append(None)
             truths.append(eg_truths)
-        loss_func = SequenceCategoricalCrossentropy(
-            names=tags, normalize=False, missing_value=None
-        )
-        d_scores, loss = loss_func(scores, truths)
-        if self.model.ops.xp.isnan(loss):
-            raise ValueError(Errors.E910.format(name=self.name))
-        return float(loss), d_scores
+        return truths
 
     def from_bytes(
         self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()
@@ -358,31 +468,46 @@ class RNNEntityRecognizer(TrainablePipe):
             ) from e
 
     def _resize_output(self, old_tags: List[str]) -> None:
-        """Give the output layer one row per tag in `self.tags`, keeping the
-        rows of tags that were in `old_tags`. Tags are in sorted-label order,
-        so a new label can land in the middle: rows are moved by tag name.
+        """Give the output layer (and the CRF, if any) one row per tag in
+        `self.tags`, keeping the weights of tags that were in `old_tags`. Tags
+        are in sorted-label order, so a new label can land in the middle:
+        weights are moved by tag name.
         """
         new_tags = self.tags
-        if new_tags == old_tags or not self.model.has_ref("output_layer"):
+        if new_tags == old_tags:
             return
-        layer = self.model.get_ref("output_layer")
-        if not layer.has_param("W"):
-            _set_output_width(self.model, layer, len(new_tags))
-            return
-        # A new node (new id) rather than new params in place, so that the
-        # optimizer doesn't apply moments of the old shape to it.
-        new_layer = resize_linear_weighted(layer, len(new_tags))
         old_index = {tag: i for i, tag in enumerate(old_tags)}
         dst = [i for i, tag in enumerate(new_tags) if tag in old_index]
         src = [old_index[new_tags[i]] for i in dst]
-        for name in ("W", "b"):
-            old_param = layer.get_param(name)
-            shape = (len(new_tags),) + old_param.shape[1:]
-            param = new_layer.ops.xp.zeros(shape, dtype="f")
-            param[dst] = old_param[src]
-            new_layer.set_param(name, param)
-        _replace_node(self.model, layer, new_layer)
-        _set_output_width(self.model, new_layer, len(new_tags))
+        if self.model.has_ref("output_layer"):
+            layer = self.model.get_ref("output_layer")
+            if not layer.has_param("W"):
+                _set_output_width(self.model, layer, len(new_tags))
+            else:
+                # A new node (new id) rather than new params in place, so that
+                # the optimizer doesn't apply moments of the old shape to it.
+                new_layer = resize_linear_weighted(layer, len(new_tags))
+                for name in ("W", "b"):
+                    old_param = layer.get_param(name)
+                    param = new_layer.ops.alloc((len(new_tags),) + old_param.shape[1:])
+                    param[dst] = old_param[src]
+                    new_layer.set_param(name, param)
+                _replace_node(self.model, layer, new_layer)
+                _set_output_width(self.model, new_layer, len(new_tags))
+        if self.model.has_ref("crf"):
+            layer = self.model.get_ref("crf")
+            if not layer.has_param("transitions"):
+                _set_output_width(self.model, layer, len(new_tags))
+                return
+            new_crf = CRF(len(new_tags))
+            new_crf.initialize()
+            old_trans = layer.get_param("transitions")
+            trans = new_crf.get_param("transitions")
+            trans[numpy.ix_(dst, dst)] = old_trans[numpy.ix_(src, src)]
+            for name in ("start", "end"):
+                new_crf.get_param(name)[dst] = layer.get_param(name)[src]
+            _replace_node(self.model, layer, new_crf)
+            _set_output_width(self.model, new_crf, len(new_tags))
 
 
 def _preset_tokens(doc: Doc) -> numpy.ndarray:

@@ -1,3 +1,5 @@
+from .char_embed import CharEmbed
+from .crf_layer import CRF
 from .rnn import RNN
 
-__all__ = ["RNN"]
+__all__ = ["CharEmbed", "CRF", "RNN"]
