@@ -71,6 +71,7 @@ MISSING_TAGS = (None, "", "-")
         "overwrite_ents": False,
         "spans_key": "rnn_ner",
         "threshold": None,
+        "temperature": 1.0,
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
     },
     default_score_weights={
@@ -87,6 +88,7 @@ def make_rnn_ner(
     overwrite_ents: bool,
     spans_key: Optional[str],
     threshold: Optional[float],
+    temperature: float,
     scorer: Optional[Callable],
 ) -> "RNNEntityRecognizer":
     """Create an `RNNEntityRecognizer`.
@@ -100,6 +102,9 @@ def make_rnn_ner(
         `attrs["scores"]`; None to skip computing probabilities.
     threshold (Optional[float]): Recall mode: also put into the span group
         every other span whose probability is >= threshold (0 < t <= 1).
+    temperature (float): Divides all chain scores before the probabilities
+        are computed (calibration, e.g. fitted on dev data); the best path,
+        and so `doc.ents`, does not change. 1.0 leaves them as trained.
     scorer (Optional[Callable]): Defaults to spaCy's NER scorer.
     """
     return RNNEntityRecognizer(
@@ -109,6 +114,7 @@ def make_rnn_ner(
         overwrite_ents=overwrite_ents,
         spans_key=spans_key,
         threshold=threshold,
+        temperature=temperature,
         scorer=scorer,
     )
 
@@ -130,6 +136,7 @@ class RNNEntityRecognizer(TrainablePipe):
         overwrite_ents: bool = False,
         spans_key: Optional[str] = "rnn_ner",
         threshold: Optional[float] = None,
+        temperature: float = 1.0,
         scorer: Optional[Callable] = get_ner_prf,
     ) -> None:
         """Initialize the component.
@@ -141,6 +148,7 @@ class RNNEntityRecognizer(TrainablePipe):
         overwrite_ents (bool): Whether to replace existing `doc.ents`.
         spans_key (Optional[str]): Span group for the entities' probabilities.
         threshold (Optional[float]): Recall-mode threshold, or None.
+        temperature (float): Divides the chain scores for the probabilities.
         scorer (Optional[Callable]): The scoring method.
         """
         self.vocab = vocab
@@ -154,8 +162,11 @@ class RNNEntityRecognizer(TrainablePipe):
             raise ValueError(f"rnn_ner threshold must be in (0, 1] or null, got {threshold!r}")
         if threshold is not None and spans_key is None:
             raise ValueError("rnn_ner threshold needs a spans_key to store the spans in")
+        if not temperature > 0.0:
+            raise ValueError(f"rnn_ner temperature must be > 0, got {temperature!r}")
         self.spans_key = spans_key
         self.threshold = threshold
+        self.temperature = temperature
         self.scorer = scorer
         self._warned_labels: Set[str] = set()
 
@@ -259,12 +270,19 @@ class RNNEntityRecognizer(TrainablePipe):
         tags = self.tags
         xp = self.model.ops.xp
         forbid = None if self.overwrite_ents else [_preset_tokens(doc) for doc in docs]
+        emissions = self._emissions(scores)
+        chain_params = self._transition_scores()
+        if self.temperature != 1.0:
+            # Scaling every score alike keeps the best path; it only
+            # sharpens or flattens the probabilities.
+            emissions = [e / self.temperature for e in emissions]
+            chain_params = tuple(p / self.temperature for p in chain_params)
         decoded = decode(
             xp,
             docs,
-            self._emissions(scores),
+            emissions,
             tags,
-            *self._transition_scores(),
+            *chain_params,
             forbid,
             with_probs=self.spans_key is not None,
             threshold=self.threshold,

@@ -175,3 +175,24 @@ def _copy(nlp):
     other = spacy.blank("en")
     other.add_pipe("rnn_ner", config=CRF_MODEL)
     return other.from_bytes(nlp.to_bytes())
+
+
+def test_temperature_changes_probabilities_not_entities(crf_nlp):
+    nlp, _ = crf_nlp
+    ner = nlp.get_pipe("rnn_ner")
+    doc = nlp.make_doc("Ada Lovelace visited Globex in Rome and Berlin .")
+    scores = ner.predict([doc])
+    results = {}
+    for temperature in (1.0, 3.0):
+        ner.temperature = temperature
+        copy = nlp.make_doc(doc.text)
+        ner.set_annotations([copy], scores)
+        results[temperature] = ([(e.start, e.end, e.label_) for e in copy.ents], copy.spans["rnn_ner"].attrs["scores"])
+    ner.temperature = 1.0
+    assert results[1.0][0] == results[3.0][0]
+    assert (results[3.0][1] < results[1.0][1]).all()
+
+
+def test_invalid_temperature():
+    with pytest.raises(ValueError, match="temperature"):
+        spacy.blank("en").add_pipe("rnn_ner", config={"temperature": 0.0})
