@@ -32,8 +32,9 @@ def build_rnn_encoder(
     """Contextualise token vectors with a recurrent network. Fits the `encode`
     slot of `spacy.Tok2Vec.v2`, also under a shared `tok2vec` component.
 
-    width (int): Input and output width; with `bidirectional`, each direction
-        has `width // 2` hidden units, so width must be even. Recommended 96-256.
+    width (int): Output width; with `bidirectional`, each direction has
+        `width // 2` hidden units, so width must be even. The input width is
+        taken from the embeddings at initialization. Recommended 96-256.
     depth (int): Number of stacked recurrent layers. Recommended 1-2.
     cell (str): "lstm" (recommended), "gru", or "elman" (plain tanh RNN, which
         forgets early context on long inputs).
@@ -42,7 +43,6 @@ def build_rnn_encoder(
     """
     rnn = RNN(
         nO=width,
-        nI=width,
         cell=cell,
         bidirectional=bidirectional,
         depth=depth,
