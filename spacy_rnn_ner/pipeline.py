@@ -385,6 +385,20 @@ class RNNEntityRecognizer(TrainablePipe):
         validate_examples(examples, "RNNEntityRecognizer.get_loss")
         tags = self.tags
         truths = self._gold_tags(examples)
+        # Checked before the loss: thinc's cross-entropy rejects inf with an
+        # error that names neither the component nor the cause, and a NaN on
+        # a token with missing gold would otherwise only show in the loss.
+        for i, doc_scores in enumerate(scores):
+            if not bool(self.model.ops.xp.isfinite(doc_scores).all()):
+                n_nan = int(self.model.ops.xp.isnan(doc_scores).sum())
+                n_inf = int(self.model.ops.xp.isinf(doc_scores).sum())
+                e910 = f" ({Errors.E910.format(name=self.name)})" if n_nan else ""
+                raise ValueError(
+                    f"Component '{self.name}': the model's scores are not finite "
+                    f"({n_nan} NaN, {n_inf} inf in doc {i} of the batch): training "
+                    f"has diverged or the input vectors are broken. Lower the "
+                    f"learning rate or enable gradient clipping.{e910}"
+                )
         d_crf = None
         if self.model.has_ref("crf"):
             xp = self.model.ops.xp
@@ -443,7 +457,7 @@ class RNNEntityRecognizer(TrainablePipe):
         self._validate_serialization_attrs()
         old_tags = self.tags
         deserialize = {
-            "cfg": lambda b: self.cfg.update(srsly.json_loads(b)),
+            "cfg": lambda b: self._load_cfg(b, "bytes"),
             "vocab": lambda b: self.vocab.from_bytes(b, exclude=exclude),
             "model": lambda b: self._load_model(b, old_tags, "bytes"),
         }
@@ -457,9 +471,9 @@ class RNNEntityRecognizer(TrainablePipe):
         self._validate_serialization_attrs()
         old_tags = self.tags
         deserialize = {
-            "cfg": lambda p: self.cfg.update(srsly.read_json(p)),
+            "cfg": lambda p: self._load_cfg(self._read_file(p), p),
             "vocab": lambda p: self.vocab.from_disk(p, exclude=exclude),
-            "model": lambda p: self._load_model(Path(p).read_bytes(), old_tags, p),
+            "model": lambda p: self._load_model(self._read_file(p), old_tags, p),
         }
         util.from_disk(path, deserialize, exclude)
         return self
@@ -477,12 +491,46 @@ class RNNEntityRecognizer(TrainablePipe):
     def _load_model(self, data: bytes, old_tags: List[str], source: object) -> None:
         self._resize_output(old_tags)
         try:
+            _check_architecture(self.model, srsly.msgpack_loads(data))
             self.model.from_bytes(data)
+            # An output width still unset before loading is taken from the
+            # file as it is: it must match the labels in cfg.
+            output = self.model.maybe_get_ref("output_layer")
+            n_out = output.maybe_get_dim("nO") if output is not None else None
+            if n_out is not None and n_out != len(self.tags):
+                raise ValueError(
+                    f"the model has {n_out} output tags, but the {len(self.labels)} "
+                    f"labels in cfg make {len(self.tags)}"
+                )
         except Exception as e:
             raise ValueError(
                 f"Could not load the model of component '{self.name}' from "
                 f"{source}: the data is corrupted or was saved by a component with "
                 f"a different model architecture ({type(e).__name__}: {e})"
+            ) from e
+
+    def _load_cfg(self, data: bytes, source: object) -> None:
+        try:
+            cfg = srsly.json_loads(data)
+            labels = cfg.get("labels", []) if isinstance(cfg, dict) else None
+            if not isinstance(labels, list) or not all(
+                isinstance(label, str) and label for label in labels
+            ):
+                raise ValueError("expected a JSON object with a list of label strings")
+        except ValueError as e:
+            raise ValueError(
+                f"Could not load the cfg of component '{self.name}' from {source}: "
+                f"the file is corrupted ({type(e).__name__}: {e})"
+            ) from e
+        self.cfg.update(cfg)
+
+    def _read_file(self, path: Union[str, Path]) -> bytes:
+        try:
+            return Path(path).read_bytes()
+        except OSError as e:
+            # Same OSError subclass (e.g. FileNotFoundError), naming the component.
+            raise OSError(
+                e.errno, f"Could not load component '{self.name}': can't read", str(path)
             ) from e
 
     def _resize_output(self, old_tags: List[str]) -> None:
@@ -526,6 +574,35 @@ class RNNEntityRecognizer(TrainablePipe):
                 new_crf.get_param(name)[dst] = layer.get_param(name)[src]
             _replace_node(self.model, layer, new_crf)
             _set_output_width(self.model, new_crf, len(new_tags))
+
+
+# Attrs that fix a layer's parameters and computation. thinc's `from_bytes`
+# checks only the number of nodes and the dims, and takes the saved attrs and
+# params as they are: a saved GRU would silently run where the config says
+# LSTM. Other attrs (e.g. HashEmbed seeds) are meant to come from the file.
+ARCH_ATTRS = ("cell", "bidirectional", "depth")
+
+
+def _check_architecture(model: Model, msg: Dict) -> None:
+    """Raise if the serialized model `msg` has another architecture than `model`."""
+    nodes = list(model.walk())
+    if not isinstance(msg, dict) or len(msg.get("nodes", ())) != len(nodes):
+        return  # thinc's `from_dict` raises its own error
+    for node, attrs, params in zip(nodes, msg["attrs"], msg["params"]):
+        extra = sorted(set(params) - set(node.param_names))
+        if extra:
+            raise ValueError(
+                f"the saved layer '{node.name}' has parameters {extra} that the "
+                f"configured one lacks"
+            )
+        for key in ARCH_ATTRS:
+            if key in node.attrs and key in attrs:
+                saved = srsly.msgpack_loads(attrs[key])
+                if saved != node.attrs[key]:
+                    raise ValueError(
+                        f"the saved layer '{node.name}' has {key}={saved!r}, the "
+                        f"configured one {key}={node.attrs[key]!r}"
+                    )
 
 
 def _preset_tokens(doc: Doc) -> numpy.ndarray:
