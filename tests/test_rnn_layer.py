@@ -261,3 +261,14 @@ def test_fused_kernels_are_built():
 
     assert cells._cpu_kernels is not None
     assert cells.kernels_available(numpy, numpy.float32)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_backprop_leaves_output_gradient_alone(bidirectional):
+    model = RNN(nO=4, nI=3, bidirectional=bidirectional)
+    Xp, _ = make_padded([3, 3], 3)
+    model.initialize(X=Xp)
+    Yp, backprop = model(Xp, is_train=True)
+    dY = numpy.ones_like(Yp.data)
+    backprop(Padded(dY, Yp.size_at_t, Yp.lengths, Yp.indices))
+    assert (dY == 1).all()

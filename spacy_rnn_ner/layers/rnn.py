@@ -212,7 +212,9 @@ def forward(model: Model[InT, OutT], Xp: InT, is_train: bool) -> Tuple[OutT, Cal
             nH = dX.shape[1] // n_dirs
             dX_in = None
             for d in reversed(range(n_dirs)):
-                dH = xp.ascontiguousarray(dX[:, d * nH : (d + 1) * nH])
+                # A copy: the direction's backprop consumes it in place, and
+                # dX may be the caller's array.
+                dH = dX[:, d * nH : (d + 1) * nH].copy()
                 g = bps.pop()(dH)
                 dX_in = g if dX_in is None else dX_in + g
             dX = dX_in
