@@ -7,6 +7,7 @@ from spacy.training import biluo_tags_to_spans
 from thinc.api import Adam, fix_random_seed
 
 from .conftest import TRAIN_DATA, make_examples
+from .test_pipeline import train
 
 CRF_MODEL = {
     "model": {
@@ -23,16 +24,6 @@ CRF_MODEL = {
         },
     }
 }
-
-
-def train(nlp, n_iter=50):
-    examples = make_examples(nlp.vocab)
-    nlp.initialize(lambda: examples)
-    optimizer = Adam(0.01)
-    for _ in range(n_iter):
-        losses = {}
-        nlp.update(examples, sgd=optimizer, losses=losses)
-    return losses["rnn_ner"]
 
 
 def docs_for(nlp):
@@ -55,7 +46,7 @@ def crf_nlp():
     fix_random_seed(0)
     nlp = spacy.blank("en")
     nlp.add_pipe("rnn_ner", config=CRF_MODEL)
-    loss = train(nlp)
+    loss = train(nlp, make_examples(nlp.vocab))
     return nlp, loss
 
 

@@ -20,28 +20,12 @@ from spacy_rnn_ner.crf import (
 )
 from spacy_rnn_ner.tags import make_tags, viterbi_decode
 
-from .util import numeric_grad
+from .util import numeric_grad, reference_is_valid
 
 xp = numpy
 LABELS = ["A", "B"]
 TAGS = make_tags(LABELS)  # O, B-A, I-A, L-A, U-A, B-B, I-B, L-B, U-B
 N_TAGS = len(TAGS)
-
-
-def reference_is_valid(seq):
-    """BILUO grammar written out independently of tags.py's matrices."""
-    open_label = None
-    for tag in seq:
-        if tag == "O" or tag[0] in "BU":
-            if open_label is not None:
-                return False
-            if tag[0] == "B":
-                open_label = tag[2:]
-        elif open_label != tag[2:]:
-            return False
-        elif tag[0] == "L":
-            open_label = None
-    return open_label is None
 
 
 @functools.lru_cache(maxsize=None)

@@ -19,21 +19,7 @@ from spacy_rnn_ner.tags import (
     viterbi_decode,
 )
 
-
-def reference_is_valid(seq):
-    """BILUO grammar written out independently of the module's matrices."""
-    open_label = None
-    for tag in seq:
-        if tag == "O" or tag[0] in "BU":
-            if open_label is not None:
-                return False
-            if tag[0] == "B":
-                open_label = tag[2:]
-        elif open_label != tag[2:]:
-            return False
-        elif tag[0] == "L":
-            open_label = None
-    return open_label is None
+from .util import reference_is_valid
 
 
 def brute_force(scores, tags, forbid=None):

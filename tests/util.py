@@ -29,3 +29,19 @@ def check_param_grads(model, loss: Callable[[], float], analytic: Dict[str, nump
         name: max_rel_error(analytic[name], numeric_grad(loss, model.get_param(name), eps))
         for name in model.param_names
     }
+
+
+def reference_is_valid(seq) -> bool:
+    """BILUO grammar written out independently of tags.py's matrices."""
+    open_label = None
+    for tag in seq:
+        if tag == "O" or tag[0] in "BU":
+            if open_label is not None:
+                return False
+            if tag[0] == "B":
+                open_label = tag[2:]
+        elif open_label != tag[2:]:
+            return False
+        elif tag[0] == "L":
+            open_label = None
+    return open_label is None
