@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy
 import pytest
-from thinc.api import NumpyOps, fix_random_seed
+from thinc.api import Adam, NumpyOps, fix_random_seed
 from thinc.types import Padded
 
 from spacy_rnn_ner.layers.rnn import RNN
@@ -82,6 +82,46 @@ def test_pipeline_on_gpu():
             ("Ada Lovelace", "PER"), ("Charles Babbage", "PER"), ("London", "LOC")
         ]
         assert list(nlp.pipe(["", "   ", "x"])) is not None
+    finally:
+        spacy.require_cpu()
+
+
+def test_crf_pipeline_on_gpu():
+    """CRF tagger, character embeddings and entity probabilities on cupy give
+    the CPU's entities and scores."""
+    import spacy
+
+    from .conftest import make_examples
+    from .test_confidence import CRF_MODEL
+
+    fix_random_seed(0)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("rnn_ner", config=CRF_MODEL)
+    examples = make_examples(nlp.vocab)
+    optimizer = nlp.initialize(lambda: examples)
+    optimizer.learn_rate = 0.01
+    for _ in range(30):
+        nlp.update(examples, sgd=optimizer)
+    texts = ["Ada Lovelace met Charles Babbage in London .", "Globex hired Alan in Rome ."]
+    cpu_docs = list(nlp.pipe(texts))
+    data = nlp.to_bytes()
+    spacy.require_gpu(0)
+    try:
+        gpu_nlp = spacy.blank("en")
+        gpu_nlp.add_pipe("rnn_ner", config=CRF_MODEL)
+        gpu_nlp.from_bytes(data)
+        gpu_docs = list(gpu_nlp.pipe(texts))
+        for cpu_doc, gpu_doc in zip(cpu_docs, gpu_docs):
+            assert [(e.start, e.end, e.label_) for e in gpu_doc.ents] == [
+                (e.start, e.end, e.label_) for e in cpu_doc.ents
+            ]
+            numpy.testing.assert_allclose(
+                gpu_doc.spans["rnn_ner"].attrs["scores"],
+                cpu_doc.spans["rnn_ner"].attrs["scores"],
+                rtol=1e-3, atol=1e-4,
+            )
+        losses = gpu_nlp.update(make_examples(gpu_nlp.vocab), sgd=Adam(0.001))
+        assert 0 <= losses["rnn_ner"] < float("inf")
     finally:
         spacy.require_cpu()
 
