@@ -4,6 +4,7 @@ from typing import List, Optional
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import (
+    Dropout,
     Linear,
     Maxout,
     Model,
@@ -40,6 +41,7 @@ def build_rnn_encoder(
         forgets early context on long inputs).
     bidirectional (bool): Read right to left as well and concatenate.
     dropout (float): Dropout on the output of each recurrent layer in training.
+        The input vectors get `[training] dropout` (set by spaCy per update).
     """
     rnn = RNN(
         nO=width,
@@ -48,7 +50,11 @@ def build_rnn_encoder(
         depth=depth,
         dropout=dropout,
     )
-    return with_padded(rnn)
+    # Dropout on the token vectors going in (embedding dropout): its rate is
+    # the `[training] dropout` that spaCy sets on every update.
+    model = chain(Dropout(0.0), with_padded(rnn))
+    model.set_dim("nO", width)
+    return model
 
 
 @registry.architectures("spacy-rnn-ner.RNNTagger.v1")
