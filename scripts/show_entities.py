@@ -22,8 +22,14 @@ def main() -> None:
     print(doc.text)
     if not doc.ents:
         print("(no entities found)")
+    probs = {}
+    for name, group in doc.spans.items():
+        if "scores" in group.attrs:  # rnn_ner's entity probabilities
+            probs.update(zip(((s.start, s.end, s.label_) for s in group), group.attrs["scores"]))
     for ent in doc.ents:
-        print(f"{ent.label_:<6} {ent.text!r} (tokens {ent.start}-{ent.end})")
+        p = probs.get((ent.start, ent.end, ent.label_))
+        prob = "" if p is None else f"  p={float(p):.2f}"
+        print(f"{ent.label_:<6} {ent.text!r} (tokens {ent.start}-{ent.end}){prob}")
 
 
 if __name__ == "__main__":
