@@ -23,7 +23,7 @@ def main() -> None:
     if not doc.ents:
         print("(no entities found)")
     probs = {}
-    for name, group in doc.spans.items():
+    for group in doc.spans.values():
         if "scores" in group.attrs:  # rnn_ner's entity probabilities
             probs.update(zip(((s.start, s.end, s.label_) for s in group), group.attrs["scores"]))
     for ent in doc.ents:
