@@ -28,10 +28,10 @@ from .tags import (
     _L,
     _U,
     _parse_tags,
-    _viterbi_padded,
     allowed_ends,
     allowed_starts,
     allowed_transitions,
+    viterbi_decode,
 )
 
 LOG_ZERO = -1e30
@@ -116,27 +116,15 @@ def viterbi(
     """
     _check_shapes(emissions, tags)
     lengths_host = [int(n) for n in _to_host(lengths)]
-    neg_inf = xp.asarray(-numpy.inf, dtype="f")
-    start_v = xp.where(xp.asarray(allowed_starts(tags)), xp.asarray(start, dtype="f"), neg_inf)
-    end_v = xp.where(xp.asarray(allowed_ends(tags)), xp.asarray(end, dtype="f"), neg_inf)
-    trans_v = xp.where(
-        xp.asarray(allowed_transitions(tags)), xp.asarray(transitions, dtype="f"), neg_inf
+    return viterbi_decode(
+        [emissions[i, :n] for i, n in enumerate(lengths_host)],
+        tags,
+        None if forbid_mask is None else [forbid_mask[i, :n] for i, n in enumerate(lengths_host)],
+        xp=xp,
+        transitions=transitions,
+        start=start,
+        end=end,
     )
-    # The decoder takes a list of docs and re-pads them: split by row here.
-    rows = [i for i, n in enumerate(lengths_host) if n]
-    paths = [numpy.zeros((0,), dtype="i") for _ in lengths_host]
-    if rows:
-        decoded = _viterbi_padded(
-            xp,
-            [emissions[i, : lengths_host[i]] for i in rows],
-            [None if forbid_mask is None else forbid_mask[i, : lengths_host[i]] for i in rows],
-            start_v,
-            end_v,
-            trans_v,
-        )
-        for i, path in zip(rows, decoded):
-            paths[i] = path
-    return paths
 
 
 def span_labels(tags: Sequence[str]) -> List[str]:

@@ -108,6 +108,9 @@ def viterbi_decode(
     forbid_mask_list: Optional[Sequence[Optional[numpy.ndarray]]] = None,
     *,
     xp=None,
+    transitions=None,
+    start=None,
+    end=None,
 ) -> List[numpy.ndarray]:
     """Find, per doc, the valid BILUO tag sequence with the highest total
     score. Docs are padded and decoded together: the loop runs over time only.
@@ -119,6 +122,8 @@ def viterbi_decode(
         shape (n_tokens,); True forces the token to "O" (e.g. it already
         belongs to an entity).
     xp: numpy or cupy; inferred from the scores if None.
+    transitions, start, end: Optional learned scores (n_tags, n_tags),
+        (n_tags,), (n_tags,) of a CRF, added to the path score; zeros if None.
     RETURNS (List[numpy.ndarray]): Per doc the best tag indices (int32, host
         memory). Every sequence is valid, whatever the (finite) scores.
     """
@@ -134,10 +139,14 @@ def viterbi_decode(
         forbid_mask_list = [None] * len(scores_list)
     # Forbidden starts and transitions get -inf; "O" is always allowed.
     neg_inf = xp.asarray(-numpy.inf, dtype="f")
-    zero = xp.asarray(0.0, dtype="f")
-    start = xp.where(xp.asarray(allowed_starts(tags)), zero, neg_inf)
-    end = xp.where(xp.asarray(allowed_ends(tags)), zero, neg_inf)
-    trans = xp.where(xp.asarray(allowed_transitions(tags)), zero, neg_inf)
+
+    def constrained(allowed, scores):
+        scores = xp.zeros(allowed.shape, dtype="f") if scores is None else scores
+        return xp.where(xp.asarray(allowed), xp.asarray(scores, dtype="f"), neg_inf)
+
+    start = constrained(allowed_starts(tags), start)
+    end = constrained(allowed_ends(tags), end)
+    trans = constrained(allowed_transitions(tags), transitions)
     lengths = [int(scores.shape[0]) for scores in scores_list]
     paths: List[numpy.ndarray] = [numpy.zeros((n,), dtype="i") for n in lengths]
     order = sorted((i for i, n in enumerate(lengths) if n), key=lambda i: -lengths[i])
