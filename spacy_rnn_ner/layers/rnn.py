@@ -20,6 +20,8 @@ InT = Padded
 OutT = Padded
 
 DIRECTIONS = ("fwd", "bwd")
+# Saved per-row arrays that each cell's fused backward step needs.
+FUSED_BACKWARD_READS = {"elman": ("h",), "gru": ("g", "rn"), "lstm": ("g", "tc")}
 
 
 @registry.layers("spacy-rnn-ner.RNN.v1")
@@ -282,7 +284,9 @@ def _direction_forward(
         prev_rows = sched.prev_rows[direction]
         H_prev = _gather_prev(xp, H, prev_rows)
         if fused:
-            saved = {"g": G, "h": H, **state}
+            # Only what the C backward step of this cell reads, sliced per step.
+            all_saved = {"g": G, "h": H, **state}
+            saved = {k: all_saved[k] for k in FUSED_BACKWARD_READS[cell]}
         else:
             if cell == "lstm":
                 state["C_prev"] = _gather_prev(xp, state["c"], prev_rows)
