@@ -13,13 +13,17 @@ from thinc.api import (
     concatenate,
     with_array,
     with_padded,
+    list2ragged,
+    ragged2list,
     zero_init,
 )
 from thinc.types import Floats2d
 
+from .layers.char_cnn import CharCNN
 from .layers.char_embed import CharEmbed
 from .layers.crf_layer import CRF
 from .layers.rnn import RNN
+from .layers.token_dropout import TokenDropout
 
 
 @registry.architectures("spacy-rnn-ner.RNNEncoder.v1")
@@ -126,3 +130,50 @@ def build_char_multi_hash_embed(
     chars = CharEmbed(nM=nM, nC=nC)
     mix = Maxout(width, width + nM * nC, nP=3, normalize=True, dropout=0.0)
     return chain(concatenate(hashed, chars), with_array(mix))
+
+
+@registry.architectures("spacy-rnn-ner.WordCharEmbed.v1")
+def build_word_char_embed(
+    width: int,
+    attrs: List[str],
+    rows: List[int],
+    include_static_vectors: bool = False,
+    word_dropout: float = 0.0,
+    char_width: int = 64,
+    char_nM: int = 32,
+    char_window: int = 1,
+) -> Model[List[Doc], List[Floats2d]]:
+    """Hashed lexical attributes (as in spaCy's `MultiHashEmbed`), optionally
+    static vectors, and a character CNN over every token's characters,
+    mixed by a maxout layer. Fits the `embed` slot of `spacy.Tok2Vec.v2`.
+
+    width (int): Output width, also the width of each hash table. Recommended 96-256.
+    attrs (List[str]): Token attributes to hash, e.g. ["NORM", "PREFIX", "SUFFIX", "SHAPE"].
+    rows (List[int]): Hash table rows per attribute.
+    include_static_vectors (bool): Also use the vocab's static vectors.
+    word_dropout (float): In training, the probability that a token's first
+        attribute (the word, e.g. NORM) is dropped, so that the model learns
+        to tag unseen words from their characters, affixes and shape.
+    char_width (int): Output width of the character CNN.
+    char_nM (int): Character embedding width.
+    char_window (int): Characters on each side of the CNN window.
+    """
+    if len(rows) != len(attrs) or not attrs:
+        raise ValueError(f"WordCharEmbed: need one rows entry per attribute, got {rows} for {attrs}")
+    from spacy.ml.featureextractor import FeatureExtractor
+    from spacy.ml.staticvectors import StaticVectors
+    from thinc.api import HashEmbed
+
+    tables = []
+    for i, n_rows in enumerate(rows):
+        # Same seeds as spaCy's MultiHashEmbed.
+        table = HashEmbed(width, n_rows, column=i, seed=8 + i, dropout=0.0)
+        tables.append(chain(table, TokenDropout(word_dropout)) if i == 0 else table)
+    hashed = chain(FeatureExtractor(attrs), list2ragged(), with_array(concatenate(*tables)))
+    n_in = width * len(attrs)
+    if include_static_vectors:
+        hashed = concatenate(hashed, StaticVectors(width, dropout=0.0))
+        n_in += width
+    chars = CharCNN(width=char_width, nM=char_nM, window_size=char_window)
+    mix = Maxout(width, n_in + char_width, nP=3, normalize=True, dropout=0.0)
+    return chain(concatenate(chain(hashed, ragged2list()), chars), with_array(mix))
