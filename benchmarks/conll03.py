@@ -337,7 +337,7 @@ def cmd_train(args) -> None:
            "budget_minutes": args.budget_minutes, "mode": "parallel" if parallel else "sequential",
            "threads_per_system": threads, "limit": args.limit, "eval_limit": args.eval_limit,
            "keep_stops": args.keep_stops, "eval_frequency": args.eval_frequency, "test_curve": not args.no_test_curve,
-           "n_sents": args.n_sents, "seed": args.seed,
+           "n_sents": args.n_sents, "seed": args.seed, "vectors": args.vectors,
            "systems": systems, "machine": machine_facts()}
     write_json(work / "run.json", run)
     # A training process also spends time outside the budget (initialisation,
@@ -366,6 +366,8 @@ def cmd_train(args) -> None:
                 cmd.append("--keep-stops")
             if args.no_test_curve:
                 cmd.append("--no-test-curve")
+            if args.vectors:
+                cmd += ["--vectors", args.vectors]
             if parallel:
                 cmd += ["--cpu", str(cpus[i % len(cpus)])]
             logf = (out / "train.log").open("w", encoding="utf8")
@@ -404,6 +406,31 @@ def weighted_score(scores: Dict[str, Any], weights: Dict[str, Optional[float]]) 
     return float(sum((scores.get(k) or 0.0) * w for k, w in weights.items()))
 
 
+def use_static_vectors(config, vectors: str) -> None:
+    """Load `vectors` at initialisation and switch on every
+    `include_static_vectors` setting in the config (spaCy's MultiHashEmbed and
+    ours both have one)."""
+    path = repo_path(vectors)
+    if not (path / "vocab").exists():
+        raise SystemExit(f"--vectors {vectors}: not a `spacy init vectors` output (no vocab/)")
+    config["paths"]["vectors"] = str(path)
+    config["initialize"]["vectors"] = str(path)
+    found = []
+
+    def walk(node: Any, where: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "include_static_vectors":
+                    node[key] = True
+                    found.append(where)
+                else:
+                    walk(value, f"{where}.{key}" if where else key)
+
+    walk(config, "")
+    if not found:
+        raise SystemExit("--vectors: the config has no include_static_vectors setting")
+
+
 def cmd_train_one(args) -> None:
     """One system, in its own process (BLAS threads are read at import time)."""
     if args.cpu is not None:
@@ -429,6 +456,8 @@ def cmd_train_one(args) -> None:
         overrides.update({"training.max_steps": 0, "training.max_epochs": 0,
                           "training.patience": 0})
     config = util.load_config(args.system_config, overrides=overrides, interpolate=False)
+    if args.vectors:
+        use_static_vectors(config, args.vectors)
     t0 = time.perf_counter()
     nlp = init_nlp(config, use_gpu=-1)
     init_s = time.perf_counter() - t0
@@ -644,20 +673,26 @@ def cmd_report(args) -> None:
             "train": s["train"], "eval": s["eval"],
         })
     results.mkdir(parents=True, exist_ok=True)
-    png = results / "conll03.png"
+    stem = "conll03-vectors" if run.get("vectors") else "conll03"
+    png = results / f"{stem}.png"
     plot_note = plot(data, png)
     data["plot"] = show(png) if plot_note is None else None
-    write_json(results / "conll03.json", data)
+    write_json(results / f"{stem}.json", data)
     md = render_md(data, plot_note)
-    (results / "conll03.md").write_text(md, encoding="utf8")
+    (results / f"{stem}.md").write_text(md, encoding="utf8")
     print(md)
-    log(f"wrote {show(results / 'conll03.md')}, {show(results / 'conll03.json')}"
+    log(f"wrote {show(results / f'{stem}.md')}, {show(results / f'{stem}.json')}"
         + ("" if plot_note else f", {show(png)}"))
 
 
 def render_md(data: Dict[str, Any], plot_note: Optional[str]) -> str:
     run, m = data["train_run"], data["train_run"].get("machine", {})
-    lines = ["# CoNLL-2003 English: rnn_ner vs spaCy's ner, same training budget", ""]
+    vectors = run.get("vectors")
+    title = "# CoNLL-2003 English: rnn_ner vs spaCy's ner, same training budget"
+    lines = [title + (", with static vectors" if vectors else ", no pretrained vectors"), ""]
+    if vectors:
+        lines += [f"Both systems: static vectors from `{vectors}` "
+                  "(`include_static_vectors = true`, loaded at initialisation).", ""]
     if data["smoke"]:
         lines += ["> **Smoke run** (`--limit`/`--eval-limit` subsample the data): these "
                   "numbers only show that the harness works; they are not results.", ""]
@@ -829,6 +864,11 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                    help="steps between dev evaluations for every system (default: each config's own)")
     p.add_argument("--no-test-curve", action="store_true",
                    help="don't score test each time dev improves (the plot then has end points only)")
+    p.add_argument("--vectors", default=None,
+                   help="static vectors (a `spacy init vectors` output, e.g. from "
+                   "benchmarks/glove_vectors.py) for every system: sets [initialize] vectors "
+                   "and every include_static_vectors in the configs to true; results go to "
+                   "conll03-vectors.{md,json,png}")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pipe-repeats", type=int, default=3, help="timed nlp.pipe passes (median)")
     p.add_argument("--workdir", default=DEFAULT_WORKDIR,
