@@ -331,6 +331,7 @@ def layer_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
         "thinc": thinc.__version__,
         "numpy": numpy.__version__,
         "ours_c_kernels": _ours_kernels(numpy),
+        "ours_parallel_directions": _ours_parallel_directions(),
         "warmup": warmup,
         "repeats": repeats,
         "rounds": rounds,
@@ -349,6 +350,16 @@ def _figure(res: Dict[str, Any]) -> Dict[str, Any]:
     times = [t for b in used for t in b["times"]]
     return {"times": times, "median_s": statistics.median(times),
             "contended": not clean, "clean_blocks": len(clean)}
+
+
+def _ours_parallel_directions() -> bool:
+    """Whether our bidirectional layer ran its two directions on two threads
+    (needs threadpoolctl and BLAS allowed >= 2 threads)."""
+    try:
+        from spacy_rnn_ner.layers import rnn
+    except ImportError:
+        return False
+    return bool(getattr(rnn, "PARALLEL_DIRECTIONS", False) and rnn.blas_limiter() is not None)
 
 
 def _ours_kernels(numpy) -> bool:
@@ -677,7 +688,7 @@ def machine_facts(with_torch: bool) -> Dict[str, Any]:
     except OSError:
         pass
     versions = {}
-    for dist in ("numpy", "thinc", "spacy", "torch", "blis", "spacy-rnn-ner"):
+    for dist in ("numpy", "thinc", "spacy", "torch", "blis", "threadpoolctl", "spacy-rnn-ner"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -921,7 +932,11 @@ def render_layer(layer: Dict[str, Any], blis_threading: Optional[bool]) -> List[
            if blis_threading is False else ". ")
         + "Ours ran with "
         + ("its fused C gate kernels (`_cpu_kernels`)." if first.get("ours_c_kernels")
-           else "its numpy ufunc gate code (C kernels not built)."),
+           else "its numpy ufunc gate code (C kernels not built).")
+        + " Bidirectional layers ran their two directions on two threads (BLAS held to one "
+        "thread each) at thread counts: "
+        + (", ".join(str(w["threads"]) for w in workers if w.get("ours_parallel_directions")) or "none")
+        + ".",
         "",
         "### Matmul peak (numpy float32, GFLOP/s, median; measured before and after the layer cases)",
         "",

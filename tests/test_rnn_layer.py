@@ -272,3 +272,51 @@ def test_backprop_leaves_output_gradient_alone(bidirectional):
     dY = numpy.ones_like(Yp.data)
     backprop(Padded(dY, Yp.size_at_t, Yp.lengths, Yp.indices))
     assert (dY == 1).all()
+
+
+def _run(model, Xp):
+    """Output, input gradient and parameter gradients of one training step."""
+    for name in model.param_names:
+        if model.has_grad(name):
+            model.set_grad(name, numpy.zeros_like(model.get_grad(name)))
+    Yp, backprop = model(Xp, is_train=True)
+    dXp = backprop(Padded(Yp.data * 0.5 + 1.0, Yp.size_at_t, Yp.lengths, Yp.indices))
+    grads = {name: model.get_grad(name).copy() for name in model.param_names}
+    return Yp.data.copy(), dXp.data.copy(), grads
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("depth", [1, 2])
+def test_parallel_directions_identical(monkeypatch, cell, depth):
+    """The two directions on two threads give bit-identical results."""
+    import contextlib
+
+    from spacy_rnn_ner.layers import rnn as rnn_module
+
+    # Force the threaded path whether or not BLAS threads can be controlled.
+    monkeypatch.setattr(rnn_module, "blas_limiter", contextlib.nullcontext)
+    model = RNN(nO=8, nI=5, cell=cell, bidirectional=True, depth=depth)
+    Xp, _ = make_padded([7, 4, 4, 1], 5)
+    model.initialize(X=Xp)
+    monkeypatch.setattr(rnn_module, "PARALLEL_DIRECTIONS", False)
+    sequential = _run(model, Xp)
+    monkeypatch.setattr(rnn_module, "PARALLEL_DIRECTIONS", True)
+    parallel = _run(model, Xp)
+    numpy.testing.assert_array_equal(parallel[0], sequential[0])
+    numpy.testing.assert_array_equal(parallel[1], sequential[1])
+    for name in model.param_names:
+        numpy.testing.assert_array_equal(parallel[2][name], sequential[2][name], err_msg=name)
+
+
+def test_parallel_directions_error_propagates(monkeypatch):
+    import contextlib
+
+    from spacy_rnn_ner.layers import rnn as rnn_module
+
+    monkeypatch.setattr(rnn_module, "blas_limiter", contextlib.nullcontext)
+
+    def fail():
+        raise RuntimeError("in the worker thread")
+
+    with pytest.raises(RuntimeError, match="worker thread"):
+        rnn_module._run_directions(numpy, [lambda: 1, fail])

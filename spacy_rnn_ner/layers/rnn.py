@@ -8,6 +8,7 @@ previous state are always the first ones, so every recurrent product is one
 matmul over a contiguous block, and no work is spent on padding. Per layer and
 direction, the input projection of all steps is a single matmul.
 """
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy
@@ -189,9 +190,12 @@ def forward(model: Model[InT, OutT], Xp: InT, is_train: bool) -> Tuple[OutT, Cal
     X = X2d if sched.padded_rows is None else X2d[sched.padded_rows]
     backprops = []
     for layer in range(depth):
+        jobs = [
+            (lambda d=direction, X=X: _direction_forward(model, cell, f"{layer}_{d}", d, X, sched))
+            for direction in DIRECTIONS[:n_dirs]
+        ]
         outputs = []
-        for direction in DIRECTIONS[:n_dirs]:
-            H, bp = _direction_forward(model, cell, f"{layer}_{direction}", direction, X, sched)
+        for H, bp in _run_directions(xp, jobs):
             outputs.append(H)
             backprops.append(bp)
         X = outputs[0] if n_dirs == 1 else xp.concatenate(outputs, axis=1)
@@ -212,19 +216,73 @@ def forward(model: Model[InT, OutT], Xp: InT, is_train: bool) -> Tuple[OutT, Cal
             if mask is not None:
                 dX = dX * mask
             nH = dX.shape[1] // n_dirs
-            dX_in = None
-            for d in reversed(range(n_dirs)):
-                # A copy: the direction's backprop consumes it in place, and
-                # dX may be the caller's array.
-                dH = dX[:, d * nH : (d + 1) * nH].copy()
-                g = bps.pop()(dH)
-                dX_in = g if dX_in is None else dX_in + g
-            dX = dX_in
+            layer_bps = bps[len(bps) - n_dirs :]
+            del bps[len(bps) - n_dirs :]
+            # dH is a copy: the direction's backprop consumes it in place,
+            # and dX may be the caller's array.
+            jobs = [
+                (lambda bp=bp, d=d: bp(dX[:, d * nH : (d + 1) * nH].copy()))
+                for d, bp in enumerate(layer_bps)
+            ]
+            grads = _run_directions(xp, jobs)
+            dX = grads[0] if n_dirs == 1 else grads[0] + grads[1]
         return Padded(
             _unpack(ops, dX, sched, T, B, nI), Xp.size_at_t, Xp.lengths, Xp.indices
         )
 
     return Padded(Y, Xp.size_at_t, Xp.lengths, Xp.indices), backprop
+
+
+# Bidirectional layers on numpy can run their two directions at the same time,
+# one per thread: numpy's matmul and the C kernels release the GIL. Only when
+# BLAS may use >= 2 threads (see `blas_limiter`), and then each direction's
+# products run single-threaded, so the process never uses more cores than
+# BLAS was allowed. The small per-step products gain more from this than from
+# BLAS splitting each of them over two threads (benchmarks/speed.py). While a
+# layer runs, BLAS calls from other threads of the process get one thread too.
+PARALLEL_DIRECTIONS = True
+_pool: Optional[ThreadPoolExecutor] = None
+
+
+def _run_directions(xp, jobs: List[Callable]) -> List:
+    """Run the zero-argument `jobs` (one per direction), in parallel when
+    worthwhile; results in the order of `jobs`."""
+    global _pool
+    if len(jobs) != 2 or not PARALLEL_DIRECTIONS or xp is not numpy:
+        return [job() for job in jobs]
+    limiter = blas_limiter()
+    if limiter is None:
+        return [job() for job in jobs]
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnn-direction")
+    with limiter:
+        future = _pool.submit(jobs[1])
+        try:
+            first = jobs[0]()
+        finally:
+            # Never leave the worker running once BLAS threads are restored.
+            second = future.result()
+        return [first, second]
+
+
+_controller = None
+
+
+def blas_limiter():
+    """A context manager that holds BLAS to one thread, or None when BLAS
+    already runs single-threaded or its threads cannot be controlled
+    (threadpoolctl not installed)."""
+    global _controller
+    if _controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _controller = False
+        else:
+            _controller = ThreadpoolController().select(user_api="blas")
+    if not _controller or max((c.num_threads for c in _controller.lib_controllers), default=1) < 2:
+        return None
+    return _controller.limit(limits=1)
 
 
 def _unpack(ops, X: Floats2d, sched: Schedule, T: int, B: int, width: int):
