@@ -857,7 +857,8 @@ def render(results: Dict[str, Any]) -> str:
         ["thinc", f"{v['thinc']} (LSTM.v1 runs on blis {v.get('blis')})"],
         ["spaCy", v["spacy"]],
         ["torch", v["torch"] or "n/a (not importable)"],
-        ["threadpoolctl", "not installed" if facts["threadpools"] is None else "see JSON"],
+        ["threadpoolctl", ("not installed" if facts["threadpools"] is None
+                           else f"{v.get('threadpoolctl')} (thread pools in the JSON)")],
     ])
     layer = results.get("layer")
     if layer:
