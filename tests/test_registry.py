@@ -16,8 +16,15 @@ EXPECTED = {
         "spacy-rnn-ner.RNNTagger.v1",
         "spacy-rnn-ner.RNNCRFTagger.v1",
         "spacy-rnn-ner.CharMultiHashEmbed.v1",
+        "spacy-rnn-ner.WordCharEmbed.v1",
     },
-    "thinc_layers": {"spacy-rnn-ner.RNN.v1", "spacy-rnn-ner.CRF.v1", "spacy-rnn-ner.CharEmbed.v1"},
+    "thinc_layers": {
+        "spacy-rnn-ner.RNN.v1",
+        "spacy-rnn-ner.CRF.v1",
+        "spacy-rnn-ner.CharEmbed.v1",
+        "spacy-rnn-ner.CharCNN.v1",
+        "spacy-rnn-ner.TokenDropout.v1",
+    },
 }
 
 
