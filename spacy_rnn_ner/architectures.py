@@ -1,20 +1,23 @@
 """Model architectures registered with spaCy: the RNN encoder and the tagger."""
 from typing import List, Optional
 
+from spacy.ml.featureextractor import FeatureExtractor
+from spacy.ml.staticvectors import StaticVectors
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import (
     Dropout,
+    HashEmbed,
     Linear,
     Maxout,
     Model,
     Softmax_v2,
     chain,
     concatenate,
-    with_array,
-    with_padded,
     list2ragged,
     ragged2list,
+    with_array,
+    with_padded,
     zero_init,
 )
 from thinc.types import Floats2d
@@ -160,10 +163,6 @@ def build_word_char_embed(
     """
     if len(rows) != len(attrs) or not attrs:
         raise ValueError(f"WordCharEmbed: need one rows entry per attribute, got {rows} for {attrs}")
-    from spacy.ml.featureextractor import FeatureExtractor
-    from spacy.ml.staticvectors import StaticVectors
-    from thinc.api import HashEmbed
-
     tables = []
     for i, n_rows in enumerate(rows):
         # Same seeds as spaCy's MultiHashEmbed.

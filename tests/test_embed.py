@@ -162,3 +162,28 @@ def test_word_char_embed_pipeline_learns_and_round_trips():
     assert [(e.text, e.label_) for e in nlp2(text).ents] == predicted
     scores = nlp(text).spans["rnn_ner"].attrs["scores"]
     assert_allclose(nlp2(text).spans["rnn_ner"].attrs["scores"], scores, rtol=1e-6)
+
+
+def test_word_char_embed_with_static_vectors():
+    """include_static_vectors adds the vocab's vectors: the model changes
+    with the vectors table and still trains."""
+    from spacy.vectors import Vectors
+
+    fix_random_seed(0)
+    nlp = spacy.blank("en")
+    words = ["Vincent", "and", "Jules", "drove", "to", "Hollywood", "."]
+    data = numpy.random.default_rng(0).normal(size=(len(words), 6)).astype("f")
+    nlp.vocab.vectors = Vectors(strings=nlp.vocab.strings, data=data, keys=words)
+    embed = dict(WORD_CHAR_EMBED, include_static_vectors=True)
+    nlp.add_pipe("rnn_ner", config={"model": {"tok2vec": {"embed": embed}}})
+    text = " ".join(words[:-1]) + " ."
+    examples = [Example.from_dict(nlp.make_doc(text), {"entities": [(0, 7, "PER"), (12, 17, "PER")]})]
+    nlp.initialize(lambda: examples)
+    optimizer = Adam(0.01)
+    for _ in range(30):
+        nlp.update(examples, sgd=optimizer)
+    assert [(e.text, e.label_) for e in nlp(text).ents] == [("Vincent", "PER"), ("Jules", "PER")]
+    before = nlp("Vincent and Jules").spans["rnn_ner"].attrs["scores"].copy()
+    nlp.vocab.vectors.data[:] = 0.0
+    after = nlp("Vincent and Jules").spans["rnn_ner"].attrs["scores"]
+    assert not numpy.allclose(before, after)

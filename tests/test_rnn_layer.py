@@ -320,3 +320,35 @@ def test_parallel_directions_error_propagates(monkeypatch):
 
     with pytest.raises(RuntimeError, match="worker thread"):
         rnn_module._run_directions(numpy, [lambda: 1, fail])
+
+
+def _forward_in_child(queue):
+    model = RNN(nO=8, nI=5, cell="lstm", bidirectional=True)
+    Xp, _ = make_padded([3, 2], 5)
+    model.initialize(X=Xp)
+    Yp, _ = model(Xp, is_train=False)
+    queue.put(Yp.data.shape)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs the fork start method")
+def test_parallel_directions_after_fork(monkeypatch):
+    """A forked child (nlp.pipe(n_process=...)) inherits the parent's thread
+    pool object but not its thread: it must make its own, not hang."""
+    import contextlib
+    import multiprocessing
+
+    from spacy_rnn_ner.layers import rnn as rnn_module
+
+    monkeypatch.setattr(rnn_module, "blas_limiter", contextlib.nullcontext)
+    monkeypatch.setattr(rnn_module, "PARALLEL_DIRECTIONS", True)
+    _forward_in_child(multiprocessing.Queue())  # creates the pool in this process
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_forward_in_child, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("forward pass in a forked child hung")
+    assert child.exitcode == 0
+    assert queue.get(timeout=5) == (3, 2, 8)

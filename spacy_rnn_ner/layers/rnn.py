@@ -8,6 +8,7 @@ previous state are always the first ones, so every recurrent product is one
 matmul over a contiguous block, and no work is spent on padding. Per layer and
 direction, the input projection of all steps is a single matmul.
 """
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -241,7 +242,9 @@ def forward(model: Model[InT, OutT], Xp: InT, is_train: bool) -> Tuple[OutT, Cal
 # BLAS splitting each of them over two threads (benchmarks/speed.py). While a
 # layer runs, BLAS calls from other threads of the process get one thread too.
 PARALLEL_DIRECTIONS = True
-_pool: Optional[ThreadPoolExecutor] = None
+# (pid, pool): a forked child (spaCy's nlp.pipe(n_process=...)) inherits the
+# pool object but not its thread, so each process makes its own.
+_pool: Optional[Tuple[int, ThreadPoolExecutor]] = None
 
 
 def _run_directions(xp, jobs: List[Callable]) -> List:
@@ -253,10 +256,10 @@ def _run_directions(xp, jobs: List[Callable]) -> List:
     limiter = blas_limiter()
     if limiter is None:
         return [job() for job in jobs]
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnn-direction")
+    if _pool is None or _pool[0] != os.getpid():
+        _pool = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnn-direction"))
     with limiter:
-        future = _pool.submit(jobs[1])
+        future = _pool[1].submit(jobs[1])
         try:
             first = jobs[0]()
         finally:
