@@ -163,6 +163,8 @@ def build_word_char_embed(
     """
     if len(rows) != len(attrs) or not attrs:
         raise ValueError(f"WordCharEmbed: need one rows entry per attribute, got {rows} for {attrs}")
+    # spaCy's MultiHashEmbed, built here rather than called, because word
+    # dropout goes between the first table and the concatenation.
     tables = []
     for i, n_rows in enumerate(rows):
         # Same seeds as spaCy's MultiHashEmbed.

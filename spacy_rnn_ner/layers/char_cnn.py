@@ -75,8 +75,9 @@ def char_ids(docs: InT, max_chars: int) -> Tuple[numpy.ndarray, numpy.ndarray]:
     """Code points of every token of every doc, each word wrapped in BOW/EOW
     markers: (ids, lengths) with one length per token."""
     half = max_chars // 2
+    bow, eow = chr(BOW), chr(EOW)
     texts = [
-        "\x02" + (t if len(t) <= max_chars else t[:half] + t[-half:]) + "\x03"
+        bow + (t if len(t) <= max_chars else t[:half] + t[-half:]) + eow
         for doc in docs
         for t in (token.text for token in doc)
     ]
@@ -96,11 +97,10 @@ def forward(model: Model[InT, OutT], docs: InT, is_train: bool) -> Tuple[OutT, C
     ids, lengths = char_ids(docs, model.attrs["max_chars"])
     Xr = Ragged(ops.asarray(ids), ops.asarray1i(lengths))
     vectors, backprop_encoder = encoder(Xr, is_train)
-    split = numpy.cumsum(doc_lengths)[:-1].tolist()
-    output = ops.xp.split(vectors, split)
+    output = ops.unflatten(vectors, ops.asarray1i(doc_lengths))
 
     def backprop(d_output: OutT) -> InT:
-        backprop_encoder(ops.xp.concatenate(d_output, axis=0))
+        backprop_encoder(ops.flatten(d_output))
         return []
 
     return output, backprop
