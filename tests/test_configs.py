@@ -5,10 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy
 import pytest
 import spacy
 from spacy.cli.train import train
 from spacy.util import load_config
+from spacy.vectors import Vectors
 
 ROOT = Path(__file__).parent.parent
 CONFIGS = sorted((ROOT / "configs").glob("*.cfg"))
@@ -37,8 +39,8 @@ def test_config_is_complete(path):
     encode = filled["components"]["rnn_ner"]["model"]["tok2vec"]["encode"]
     assert encode["@architectures"] == "spacy-rnn-ner.RNNEncoder.v1"
     assert encode["cell"] == path.stem or path.stem not in {"lstm", "gru", "elman"}
-    for key in ("train", "dev"):
-        assert not Path(config["paths"][key]).is_absolute()
+    for key in ("train", "dev", "vectors"):
+        assert not config["paths"][key] or not Path(config["paths"][key]).is_absolute()
 
 
 @pytest.mark.slow
@@ -50,11 +52,22 @@ def test_config_trains(path, corpus_dir, tmp_path):
         "training.max_steps": 6,
         "training.eval_frequency": 3,
     }
-    train(path, tmp_path, overrides=overrides, use_gpu=-1)
-    nlp = spacy.load(tmp_path / "model-last")
+    if load_config(path)["paths"]["vectors"]:
+        # A config that loads static vectors (conll03-vectors.cfg) gets a small
+        # table here: the real one is built by benchmarks/glove_vectors.py.
+        vectors_nlp = spacy.blank("en")
+        words = ["Vincent", "and", "Jules", "drove", "to", "Los", "Angeles", "."]
+        data = numpy.random.RandomState(0).uniform(-1, 1, (len(words), 8)).astype("f")
+        vectors_nlp.vocab.vectors = Vectors(strings=vectors_nlp.vocab.strings, data=data, keys=words)
+        vectors_nlp.to_disk(tmp_path / "vectors")
+        overrides["paths.vectors"] = str(tmp_path / "vectors")
+    train(path, tmp_path / "out", overrides=overrides, use_gpu=-1)
+    nlp = spacy.load(tmp_path / "out" / "model-last")
     assert "rnn_ner" in nlp.pipe_names
     assert nlp.get_pipe("rnn_ner").labels == ("LOC", "MISC", "ORG", "PER")
     nlp("Vincent and Jules drove to Los Angeles.")
+    if "vectors" in overrides.get("paths.vectors", ""):
+        assert nlp.vocab.vectors.shape == (8, 8)
 
 
 @pytest.mark.slow
