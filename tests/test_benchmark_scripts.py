@@ -48,3 +48,30 @@ def test_use_static_vectors_switches_every_setting(tmp_path):
     config["components"]["rnn_ner"]["model"]["tok2vec"]["embed"].pop("include_static_vectors", None)
     with pytest.raises(SystemExit, match="include_static_vectors"):
         conll03.use_static_vectors(config, str(tmp_path / "vectors"))
+
+
+def test_lstm_floor_runs_a_real_lstm():
+    """The floor of benchmarks/lstm_floor.py must do an LSTM's work, not less:
+    its forward equals a plain numpy LSTM (no bias) on the same weights."""
+    from spacy_rnn_ner.layers import cells
+
+    if not cells.kernels_available(numpy, numpy.dtype("float32")):
+        pytest.skip("C kernels not built")
+    floor = load_script("lstm_floor")
+    from spacy_rnn_ner.layers import _cpu_kernels
+
+    nI, nH, T, B = 5, 3, floor.LENGTH, floor.BATCH
+    X = numpy.random.RandomState(0).uniform(-1, 1, (T * B, nI)).astype("f")
+    runners, dirs = floor.floor_runners(numpy, _cpu_kernels, nI, nH, X)
+    runners["fwd"]()
+    Wx, Wh = dirs[0]["Wx"], dirs[0]["Wh"]
+    sig = lambda z: 1 / (1 + numpy.exp(-z))
+    h, c = numpy.zeros((B, nH), "f"), numpy.zeros((B, nH), "f")
+    for t in range(T):
+        z = X[t * B : (t + 1) * B] @ Wx.T + h @ Wh.T
+        i, f, o, g = sig(z[:, :nH]), sig(z[:, nH : 2 * nH]), sig(z[:, 2 * nH : 3 * nH]), numpy.tanh(z[:, 3 * nH :])
+        c = f * c + i * g
+        h = o * numpy.tanh(c)
+        numpy.testing.assert_allclose(dirs[0]["H"][t * B : (t + 1) * B], h, atol=1e-5)
+    runners["fwdbwd"]()  # runs without error on the same buffers
+    assert numpy.isfinite(dirs[1]["dG"]).all()
