@@ -49,11 +49,10 @@ def forward(model: Model[InT, OutT], docs: InT, is_train: bool) -> Tuple[OutT, C
     # Row of (position c, byte b) in the flattened table: c * 256 + b.
     rows = ops.asarray(ids.astype("i") + numpy.arange(nC, dtype="i") * N_BYTES).reshape(-1)
     vectors = E[rows].reshape((len(ids), nC * nM))
-    split = numpy.cumsum(lengths)[:-1].tolist()
-    output = ops.xp.split(vectors, split) if docs else []
+    output = ops.unflatten(vectors, ops.asarray1i(lengths)) if docs else []
 
     def backprop(d_output: OutT) -> InT:
-        d_vectors = ops.xp.concatenate(d_output, axis=0).reshape((-1, nM))
+        d_vectors = ops.flatten(d_output).reshape((-1, nM))
         dE = ops.alloc2f(*E.shape)
         ops.scatter_add(dE, rows, d_vectors)
         model.inc_grad("E", dE)
