@@ -39,18 +39,26 @@ BATCH, LENGTH = 64, 32
 SHAPES = ((96, 128), (256, 256))
 
 
-def median_ms(fn: Callable[[], Any], warmup: int, repeats: int) -> List[float]:
+def time_ms(runner: Tuple[Callable[[Any], Any], Callable[[], Any]], warmup: int,
+            repeats: int) -> List[float]:
+    """Milliseconds of `fn(prepare())` per call; `prepare` runs untimed."""
+    fn, prepare = runner
     for _ in range(warmup):
-        fn()
+        fn(prepare())
     times = []
     for _ in range(repeats):
+        arg = prepare()
         start = time.perf_counter()
-        fn()
+        fn(arg)
         times.append((time.perf_counter() - start) * 1e3)
     return times
 
 
-def floor_runners(numpy, kernels, nI: int, nH: int, X) -> Tuple[Dict[str, Callable[[], None]], List[Dict]]:
+def untimed() -> None:
+    return None
+
+
+def floor_runners(numpy, kernels, nI: int, nH: int, X) -> Tuple[Dict[str, Tuple], List[Dict]]:
     """The unavoidable products and gate kernels of a numpy BiLSTM layer, and
     the buffers of each direction (weights Wx, Wh; outputs H of the last call)."""
     rng = numpy.random.RandomState(1)
@@ -95,14 +103,14 @@ def floor_runners(numpy, kernels, nI: int, nH: int, X) -> Tuple[Dict[str, Callab
             numpy.matmul(d["dG"].T, X)
             numpy.matmul(d["dG"], d["Wx"])
 
-    def fwdbwd() -> None:
+    def fwdbwd(_: Any = None) -> None:
         forward()
         backward()
 
-    return {"fwd": forward, "fwdbwd": fwdbwd}, dirs
+    return {"fwd": (lambda _: forward(), untimed), "fwdbwd": (fwdbwd, untimed)}, dirs
 
 
-def ours_runners(numpy, nI: int, nH: int, Xp) -> Dict[str, Callable[[], None]]:
+def ours_runners(numpy, nI: int, nH: int, Xp) -> Dict[str, Tuple]:
     from spacy_rnn_ner.layers.rnn import RNN
     from thinc.api import Padded
 
@@ -110,28 +118,34 @@ def ours_runners(numpy, nI: int, nH: int, Xp) -> Dict[str, Callable[[], None]]:
     model.initialize(X=Xp)
     dY = numpy.ones((LENGTH, BATCH, 2 * nH), "f")
 
-    def fwdbwd() -> None:
+    def fwdbwd(dY) -> None:
         Yp, backprop = model(Xp, is_train=True)
         backprop(Padded(dY, Yp.size_at_t, Yp.lengths, Yp.indices))
 
-    return {"fwd": lambda: model(Xp, is_train=False), "fwdbwd": fwdbwd}
+    # The backward pass may consume its gradient in place: a fresh one per call.
+    return {"fwd": (lambda _: model(Xp, is_train=False), untimed),
+            "fwdbwd": (fwdbwd, dY.copy)}
 
 
-def torch_runners(torch, nI: int, nH: int, X) -> Dict[str, Callable[[], None]]:
+def torch_runners(torch, nI: int, nH: int, X) -> Dict[str, Tuple]:
     torch.manual_seed(0)
     rnn = torch.nn.LSTM(nI, nH, bidirectional=True).float()
     x = torch.from_numpy(X.copy())
 
-    def fwd() -> None:
+    def fwd(_: Any) -> None:
         with torch.inference_mode():
             rnn(x)
 
-    def fwdbwd() -> None:
+    def prepare():
         rnn.zero_grad(set_to_none=True)
-        out, _ = rnn(x.detach().clone().requires_grad_(True))
+        return x.detach().clone().requires_grad_(True)
+
+    def fwdbwd(inputs) -> None:
+        out, _ = rnn(inputs)
         out.sum().backward()
 
-    return {"fwd": fwd, "fwdbwd": fwdbwd}
+    # As in benchmarks/speed.py: gradients reset and input copied untimed.
+    return {"fwd": (fwd, untimed), "fwdbwd": (fwdbwd, prepare)}
 
 
 def version(dist: str) -> str:
@@ -176,7 +190,7 @@ def main() -> None:
             samples: Dict[str, List[float]] = {name: [] for name in systems}
             for _ in range(args.rounds):
                 for name, runners in systems.items():
-                    samples[name] += median_ms(runners[mode], 2, args.repeats)
+                    samples[name] += time_ms(runners[mode], 2, args.repeats)
             ms = {name: statistics.median(s) for name, s in samples.items()}
             row = {"nI": nI, "nH": nH, "mode": mode, "ms": ms,
                    "tokens_per_s": {k: LENGTH * BATCH / v * 1e3 for k, v in ms.items()},

@@ -63,7 +63,8 @@ def test_lstm_floor_runs_a_real_lstm():
     nI, nH, T, B = 5, 3, floor.LENGTH, floor.BATCH
     X = numpy.random.RandomState(0).uniform(-1, 1, (T * B, nI)).astype("f")
     runners, dirs = floor.floor_runners(numpy, _cpu_kernels, nI, nH, X)
-    runners["fwd"]()
+    fwd, prepare = runners["fwd"]
+    fwd(prepare())
     Wx, Wh = dirs[0]["Wx"], dirs[0]["Wh"]
     sig = lambda z: 1 / (1 + numpy.exp(-z))
     h, c = numpy.zeros((B, nH), "f"), numpy.zeros((B, nH), "f")
@@ -73,5 +74,6 @@ def test_lstm_floor_runs_a_real_lstm():
         c = f * c + i * g
         h = o * numpy.tanh(c)
         numpy.testing.assert_allclose(dirs[0]["H"][t * B : (t + 1) * B], h, atol=1e-5)
-    runners["fwdbwd"]()  # runs without error on the same buffers
+    fwdbwd, prepare = runners["fwdbwd"]
+    fwdbwd(prepare())  # runs without error on the same buffers
     assert numpy.isfinite(dirs[1]["dG"]).all()

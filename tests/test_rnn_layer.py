@@ -352,3 +352,33 @@ def test_parallel_directions_after_fork(monkeypatch):
         pytest.fail("forward pass in a forked child hung")
     assert child.exitcode == 0
     assert queue.get(timeout=5) == (3, 2, 8)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize(
+    "lengths,block_rows",
+    [([7, 4, 4, 1], 256), ([7, 4, 4, 1], 5), ([9, 6, 2, 2, 1], 1), ([300, 5], 256), ([3] * 300, 256)],
+)
+def test_inference_matches_training_forward(monkeypatch, cell, bidirectional, lengths, block_rows):
+    """The inference path (input projection a block of steps at a time, one
+    step of state) gives the training forward's output: one block, several,
+    blocks of one step, blocks smaller than a step, padding."""
+    from spacy_rnn_ner.layers import cells
+    from spacy_rnn_ner.layers import rnn as rnn_module
+
+    if not cells.kernels_available(numpy, numpy.dtype("float32")):
+        pytest.skip("the inference path needs the C kernels")
+    monkeypatch.setattr(rnn_module, "INFER_BLOCK_ROWS", block_rows)
+    model = RNN(nO=8, nI=5, cell=cell, bidirectional=bidirectional, depth=2)
+    Xp, _ = make_padded(lengths, 5)
+    model.initialize(X=Xp)
+    calls = []
+    infer = rnn_module._direction_infer
+    monkeypatch.setattr(rnn_module, "_direction_infer", lambda *a: calls.append(1) or infer(*a))
+    Y_infer, backprop = model(Xp, is_train=False)
+    assert len(calls) == 2 * (2 if bidirectional else 1)
+    Y_train, _ = model(Xp, is_train=True)
+    numpy.testing.assert_allclose(Y_infer.data, Y_train.data, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="is_train=False"):
+        backprop(Y_infer)

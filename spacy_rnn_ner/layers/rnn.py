@@ -189,10 +189,13 @@ def forward(model: Model[InT, OutT], Xp: InT, is_train: bool) -> Tuple[OutT, Cal
     sched = Schedule(ops, ops.to_numpy(Xp.size_at_t).tolist(), B)
     X2d = Xp.data.reshape((T * B, nI))
     X = X2d if sched.padded_rows is None else X2d[sched.padded_rows]
+    # Inference on numpy with the C kernels keeps nothing for a backward pass.
+    infer = not is_train and cells.kernels_available(xp, X.dtype)
+    run_direction = _direction_infer if infer else _direction_forward
     backprops = []
     for layer in range(depth):
         jobs = [
-            (lambda d=direction, X=X: _direction_forward(model, cell, f"{layer}_{d}", d, X, sched))
+            (lambda d=direction, X=X: run_direction(model, cell, f"{layer}_{d}", d, X, sched))
             for direction in DIRECTIONS[:n_dirs]
         ]
         outputs = []
@@ -208,6 +211,8 @@ def forward(model: Model[InT, OutT], Xp: InT, is_train: bool) -> Tuple[OutT, Cal
     Y = _unpack(ops, X, sched, T, B, nO)
 
     def backprop(dYp: OutT) -> InT:
+        if infer:
+            raise ValueError("RNN: no backward pass after a forward pass with is_train=False")
         dX = dYp.data.reshape((T * B, nO))
         if sched.padded_rows is not None:
             dX = dX[sched.padded_rows]
@@ -383,6 +388,66 @@ def _direction_forward(
         return xp.matmul(dG, Wx)
 
     return H, backprop
+
+
+# Rows of the input projection that inference computes at a time.
+INFER_BLOCK_ROWS = 256
+
+
+def _direction_infer(
+    model: Model, cell: str, suffix: str, direction: str, X: Floats2d, sched: Schedule
+) -> Tuple[Floats2d, None]:
+    """Inference-only `_direction_forward` (numpy, fused kernels): the same
+    output, but the input projection is made a block of consecutive steps at a
+    time, and the per-step state that only backprop reads (LSTM cell and
+    tanh(cell), GRU reset product) lives in buffers of one step. Working memory
+    is O(block + batch) rows instead of O(N) rows of 4-6 hidden widths: no
+    page faults on fresh multi-MB buffers on each call, and the block of the
+    projection is still in cache when its steps read it."""
+    xp = numpy
+    Wx = model.get_param(f"Wx_{suffix}")
+    Wh = model.get_param(f"Wh_{suffix}")
+    b = model.get_param(f"b_{suffix}")
+    bh = model.get_param(f"bh_{suffix}") if cell == "gru" else None
+    nG, nH = Wh.shape
+    N, dtype = X.shape[0], X.dtype
+    max_batch = max(sched.sizes, default=0)
+    block_rows = max(INFER_BLOCK_ROWS, max_batch)
+    step_forward = getattr(cells, f"{cell}_forward_c")
+    H = xp.empty((N, nH), dtype=dtype)
+    G = xp.empty((min(N, block_rows), nG), dtype=dtype)
+    scratch = xp.empty((max_batch, nG), dtype=dtype)
+    # LSTM: the previous step's cell and this step's; the rows with a
+    # previous state are the first n_prev rows of the previous step.
+    cells_state = [xp.empty((max_batch, nH), dtype=dtype) for _ in range(2)]
+    spare = xp.empty((max_batch, nH), dtype=dtype)
+    steps = sched.steps(direction)
+    Wx_T, Wh_T = Wx.T, Wh.T
+    i = 0
+    while i < len(steps):
+        # Steps i..j-1 in reading order cover one contiguous run of rows.
+        j, rows = i, 0
+        while j < len(steps) and rows + steps[j][1] <= block_rows:
+            rows += steps[j][1]
+            j += 1
+        lo = min(steps[i][0], steps[j - 1][0])
+        block = G[:rows]
+        xp.matmul(X[lo : lo + rows], Wx_T, out=block)
+        block += b
+        for start, size, p_start, n_prev in steps[i:j]:
+            g = block[start - lo : start - lo + size]
+            h_prev = H[p_start : p_start + n_prev]
+            h = H[start : start + size]
+            if cell == "lstm":
+                c_prev, c = cells_state[0][:n_prev], cells_state[1][:size]
+                step_forward(xp, g, h_prev, Wh_T, h, scratch, c_prev=c_prev, c=c, tc=spare[:size])
+                cells_state.reverse()
+            elif cell == "gru":
+                step_forward(xp, g, h_prev, Wh_T, h, scratch, rn=spare[:size], bh=bh)
+            else:
+                step_forward(xp, g, h_prev, Wh_T, h, scratch)
+        i = j
+    return H, None
 
 
 def _gather_prev(xp, H: Floats2d, prev_rows) -> Floats2d:
