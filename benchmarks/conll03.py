@@ -739,7 +739,7 @@ def render_md(data: Dict[str, Any], plot_note: Optional[str]) -> str:
     lines += ["", "Configs: " + "; ".join(f"{s['name']}: `{s['config']}`" for s in data["systems"])
               + ".", ""]
     lines += ["## Test F of model-best over training time", ""]
-    lines.append(f"![test F1 vs training minutes](conll03.png)" if plot_note is None
+    lines.append(f"![test F1 vs training minutes]({Path(data['plot']).name})" if plot_note is None
                  else f"(no plot: {plot_note})")
     lines.append("")
     budget = float(run.get("budget_minutes") or 0)
