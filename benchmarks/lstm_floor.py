@@ -227,6 +227,13 @@ def render(r: Dict[str, Any]) -> str:
         "the first is faster. `floor/torch` below 1 means that torch's layer is faster "
         "than the products and kernels alone, so no numpy layer built on them can match it.",
         "",
+        "Read `fwdbwd` with care: torch's forward + backward time depends on the state "
+        "of the process's heap. In a fresh process (this script) it took 54-57 ms for "
+        "96/128 on 2026-11-27, inside `benchmarks/speed.py`'s long-running worker 37 ms "
+        "(speed.md), likely because its autograd buffers there reuse memory instead of "
+        "faulting in fresh pages. `speed.md` is the reference for fwd+bwd ratios; the "
+        "forward figures of the two scripts agree within the noise.",
+        "",
         "| nI/H | mode | torch ms | ours ms | floor ms | ours/torch | floor/torch | ours/floor |",
         "|:--|:--|--:|--:|--:|--:|--:|--:|",
     ]
