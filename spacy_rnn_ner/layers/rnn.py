@@ -6,7 +6,8 @@ step t are the `size_at_t[t]` active sequences, stored contiguously. Because
 `Padded` sorts sequences by decreasing length, the rows of step t that have a
 previous state are always the first ones, so every recurrent product is one
 matmul over a contiguous block, and no work is spent on padding. Per layer and
-direction, the input projection of all steps is a single matmul.
+direction, the input projection of all steps is a single matmul (in
+inference on numpy, one per block of steps: see `_direction_infer`).
 """
 import os
 from concurrent.futures import ThreadPoolExecutor
