@@ -382,3 +382,82 @@ def test_inference_matches_training_forward(monkeypatch, cell, bidirectional, le
     numpy.testing.assert_allclose(Y_infer.data, Y_train.data, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="is_train=False"):
         backprop(Y_infer)
+
+
+def _needs_packed():
+    from spacy_rnn_ner.layers import cells
+
+    if not cells.kernels_available(numpy, numpy.dtype("float32")):
+        pytest.skip("C kernels not built")
+    if not cells._cpu_kernels.HAS_PACKED:
+        pytest.skip("this CPU has no AVX-512F: the packed kernels are not used")
+    return cells
+
+
+@pytest.mark.parametrize(
+    "M,K,N,transposed",
+    [(0, 4, 5, False), (1, 1, 1, True), (7, 13, 64, False), (13, 33, 70, True), (64, 128, 128, False), (6, 200, 130, True)],
+)
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_packed_matrix_product(M, K, N, transposed, accumulate):
+    """`PackedMatrix.matmul` is a matrix product for any shape: panel and
+    row-tile tails, empty batches, B given transposed, out = or out +=."""
+    cells = _needs_packed()
+    rng = numpy.random.RandomState(0)
+    B = rng.normal(size=(K, N)).astype("f")
+    A = rng.normal(size=(M, K)).astype("f")
+    packed = cells.PackedMatrix(numpy, B.T.copy() if transposed else B, transposed=transposed)
+    out = rng.normal(size=(M, N)).astype("f")
+    expected = A @ B + (out if accumulate else 0.0)
+    packed.matmul(A, out, accumulate=accumulate)
+    numpy.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("nI,nO", [(5, 8), (33, 32), (3, 140)])
+def test_packed_kernels_match_numpy_products(monkeypatch, cell, nI, nO):
+    """With the packed kernels (AVX-512: a whole LSTM step in one kernel; the
+    recurrent products of every cell) outputs and gradients, training and
+    inference, equal those of the path with numpy's matmul. Hidden widths 4,
+    16 and 70 per direction cover the masked unit tails; 13 sequences of
+    different lengths cover the row tiles and rows without a previous state."""
+    cells = _needs_packed()
+    model = RNN(nO=nO, nI=nI, cell=cell, bidirectional=True, depth=2)
+    Xp, _ = make_padded([11, 9, 9, 8, 7, 7, 7, 6, 4, 3, 2, 2, 1], nI)
+    model.initialize(X=Xp)
+    rng = numpy.random.RandomState(1)
+    for name in model.param_names:  # biases too (they start at zero)
+        param = model.get_param(name)
+        model.set_param(name, rng.normal(scale=0.1, size=param.shape).astype("f"))
+    calls = []
+    for name in ("lstm_step", "gemm_packed"):
+        kernel = getattr(cells._cpu_kernels, name)
+        monkeypatch.setattr(
+            cells._cpu_kernels, name, lambda *a, k=kernel, n=name: calls.append(n) or k(*a)
+        )
+    packed = _run(model, Xp), model.predict(Xp).data.copy()
+    assert ("lstm_step" in calls) == (cell == "lstm") and "gemm_packed" in calls
+    monkeypatch.setattr(cells, "USE_PACKED", False)
+    plain = _run(model, Xp), model.predict(Xp).data.copy()
+    numpy.testing.assert_allclose(packed[1], plain[1], rtol=1e-5, atol=1e-6)
+    (Y1, dX1, g1), (Y2, dX2, g2) = packed[0], plain[0]
+    numpy.testing.assert_allclose(Y1, Y2, rtol=1e-5, atol=1e-6)
+    numpy.testing.assert_allclose(dX1, dX2, rtol=1e-4, atol=1e-5)
+    for name in g1:
+        numpy.testing.assert_allclose(g1[name], g2[name], rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_packed_kernels_check_their_buffers():
+    """The kernels refuse buffers that are too small or not float32 instead
+    of reading past them."""
+    cells = _needs_packed()
+    k = cells._cpu_kernels
+    f = numpy.zeros
+    with pytest.raises(ValueError, match="needs"):
+        k.gemm_packed(f((2, 3), "f"), f(10, "f"), f((2, 5), "f"), 2, 3, 5, False)
+    with pytest.raises(TypeError, match="float32"):
+        k.pack_b(f((3, 5), "d"), f(3 * 64, "f"), 3, 5, False)
+    packed = cells.lstm_pack(numpy, f((8, 3), "f"), f((8, 2), "f"))
+    with pytest.raises(ValueError, match="needs"):
+        k.lstm_step(f((4, 3), "f"), f((1, 2), "f"), packed, f(8, "f"), f((1, 2), "f"),
+                    None, f((4, 2), "f"), None, f((3, 2), "f"), 4, 1, 3, 2)

@@ -64,11 +64,23 @@ def _add_recurrent(xp, g, h_prev, Wh_T, scratch) -> None:
 
 
 def _backprop_recurrent(xp, dg, Wh, dh_prev, scratch) -> None:
-    """dh_prev += dg[:n_prev] @ Wh."""
+    """dh_prev += dg[:n_prev] @ Wh (Wh an array or a `PackedMatrix`)."""
     n_prev = dh_prev.shape[0]
-    if n_prev:
+    if not n_prev:
+        return
+    if isinstance(Wh, PackedMatrix):
+        Wh.matmul(dg[:n_prev], dh_prev, accumulate=True)
+    else:
         xp.matmul(dg[:n_prev], Wh, out=scratch[:n_prev])
         dh_prev += scratch[:n_prev]
+
+
+def _product(xp, A, W, out) -> None:
+    """out = A @ W (W an array or a `PackedMatrix`)."""
+    if isinstance(W, PackedMatrix):
+        W.matmul(A, out, accumulate=False)
+    else:
+        xp.matmul(A, W, out=out)
 
 
 # --- Elman ------------------------------------------------------------------
@@ -233,10 +245,78 @@ def kernels_available(xp, dtype) -> bool:
     return _cpu_kernels is not None and xp is numpy and dtype == numpy.float32
 
 
+# Whether the layer may use the kernels with their own recurrent product
+# (`*_packed`, AVX-512 only); tests and benchmarks switch it off to compare.
+USE_PACKED = True
+
+
+def packed_available(xp, dtype) -> bool:
+    """Whether this CPU runs the kernels that do the recurrent product too."""
+    return (
+        USE_PACKED
+        and kernels_available(xp, dtype)
+        and bool(getattr(_cpu_kernels, "HAS_PACKED", 0))
+    )
+
+
+class PackedMatrix:
+    """A matrix B (K, N) in the panel layout of `_cpu_kernels.gemm_packed`,
+    whose products with small batches of rows beat numpy's matmul (which
+    repacks B on every call). Pack once per pass, use for every step."""
+
+    def __init__(self, xp, B, transposed: bool = False):
+        """B (K, N), or with `transposed` its transpose (N, K), C-contiguous."""
+        B = xp.ascontiguousarray(B)
+        self.K, self.N = B.shape[::-1] if transposed else B.shape
+        self.data = xp.empty(((self.N + 63) // 64 * self.K * 64,), dtype=B.dtype)
+        _cpu_kernels.pack_b(B, self.data, self.K, self.N, transposed)
+
+    def matmul(self, A, out, accumulate: bool) -> None:
+        """out = A @ B, or out += A @ B; A (M, K) and out (M, N) C-contiguous."""
+        _cpu_kernels.gemm_packed(A, self.data, out, A.shape[0], self.K, self.N, accumulate)
+
+
+def forward_step(xp, cell: str, Wx, Wh):
+    """The fused forward step of `cell`, the recurrent weights in the form it
+    takes, and whether the step also does the input projection itself (then
+    it takes the step's inputs `x` and the bias `b`, and its gate buffer `g`
+    is an output, or None when not training). Packed where this CPU allows,
+    else Wh.T for numpy's matmul."""
+    if not packed_available(xp, Wh.dtype):
+        return globals()[f"{cell}_forward_c"], Wh.T, False
+    if cell == "lstm":
+        return lstm_step_c, lstm_pack(xp, Wx, Wh), True
+    return globals()[f"{cell}_forward_c"], PackedMatrix(xp, Wh, transposed=True), False
+
+
+def backward_weights(xp, Wh):
+    """Wh in the form the fused backward steps take (see `forward_step`)."""
+    return PackedMatrix(xp, Wh) if packed_available(xp, Wh.dtype) else Wh
+
+
+def lstm_pack(xp, Wx, Wh):
+    """[Wx | Wh] in the panel layout of `lstm_step_c` (made once per forward
+    pass: packing costs less than one step)."""
+    nH, nI = Wh.shape[1], Wx.shape[1]
+    packed = xp.empty(((nH + 15) // 16 * (nI + nH) * 64,), dtype=Wh.dtype)
+    _cpu_kernels.lstm_pack(xp.ascontiguousarray(Wx), xp.ascontiguousarray(Wh), packed, nI, nH)
+    return packed
+
+
+def lstm_step_c(xp, g, h_prev, W_packed, h, scratch, c_prev, c, tc, x, b, **_) -> None:
+    """A whole LSTM step in one kernel: x @ Wx.T + h_prev @ Wh.T + b and the
+    gates, the products never leaving registers. g (the activations, as
+    `lstm_forward_c` leaves them) and tc are written unless g is None."""
+    _cpu_kernels.lstm_step(
+        x, h_prev, W_packed, b, c_prev, g, c, tc, h,
+        x.shape[0], h_prev.shape[0], x.shape[1], h.shape[1],
+    )
+
+
 def lstm_forward_c(xp, g, h_prev, Wh_T, h, scratch, c_prev, c, tc, **_) -> None:
     n, n_prev = g.shape[0], h_prev.shape[0]
     if n_prev:
-        xp.matmul(h_prev, Wh_T, out=scratch[:n_prev])
+        _product(xp, h_prev, Wh_T, scratch[:n_prev])
     _cpu_kernels.lstm_fwd(g, scratch, c_prev, c, tc, h, n, n_prev, h.shape[1])
 
 
@@ -249,7 +329,7 @@ def lstm_backward_c(xp, dh, dg, Wh, dh_prev, scratch, g, c_prev, tc, dc, dc_prev
 def gru_forward_c(xp, g, h_prev, Wh_T, h, scratch, rn, bh, **_) -> None:
     n, n_prev = g.shape[0], h_prev.shape[0]
     if n_prev:
-        xp.matmul(h_prev, Wh_T, out=scratch[:n_prev])
+        _product(xp, h_prev, Wh_T, scratch[:n_prev])
     _cpu_kernels.gru_fwd(g, scratch, bh, h_prev, rn, h, n, n_prev, h.shape[1])
 
 
@@ -262,7 +342,7 @@ def gru_backward_c(xp, dh, dg, drec, Wh, dh_prev, scratch, g, rn, h_prev, **_) -
 def elman_forward_c(xp, g, h_prev, Wh_T, h, scratch, **_) -> None:
     n, n_prev = g.shape[0], h_prev.shape[0]
     if n_prev:
-        xp.matmul(h_prev, Wh_T, out=scratch[:n_prev])
+        _product(xp, h_prev, Wh_T, scratch[:n_prev])
     _cpu_kernels.elman_fwd(g, scratch, h, n, n_prev, h.shape[1])
 
 

@@ -320,15 +320,20 @@ def _direction_forward(
     step_forward = getattr(cells, f"{cell}_forward{suffix_c}")
     step_backward = getattr(cells, f"{cell}_backward{suffix_c}")
     if fused:
-        G = xp.matmul(X, Wx.T)
-        G += b
-        Wh_T = Wh.T
+        X = xp.ascontiguousarray(X)
+        step_forward, W_rec, whole_step = cells.forward_step(xp, cell, Wx, Wh)
+        if whole_step:  # the steps project their inputs and fill G
+            G = xp.empty((N, Wh.shape[0]), dtype=dtype)
+        else:
+            G = xp.matmul(X, Wx.T)
+            G += b
     else:
         scale = cells.gate_scale(xp, cell, nH, dtype)
         G = xp.matmul(X, (Wx * scale[:, None]).T)
         G += b * scale
-        Wh_T = (Wh * scale[:, None]).T
-    # Input projection of every step in one product (G), then the recurrence.
+        W_rec = (Wh * scale[:, None]).T
+    # Input projection of every step in one product (G, unless the steps do
+    # it), then the recurrence.
     H = xp.empty((N, nH), dtype=dtype)
     scratch = xp.empty((max_batch, Wh.shape[0]), dtype=dtype)
     state: Dict = {}
@@ -344,7 +349,7 @@ def _direction_forward(
         step = {key: value[rows] for key, value in state.items()}
         if cell == "lstm":
             step["c_prev"] = state["c"][prev]
-        step_forward(xp, G[rows], H[prev], Wh_T, H[rows], scratch, bh=bh, **step)
+        step_forward(xp, G[rows], H[prev], W_rec, H[rows], scratch, bh=bh, x=X[rows], b=b, **step)
 
     def backprop(dH: Floats2d) -> Floats2d:
         """dH: gradient of this direction's output (N, nH), consumed in place."""
@@ -365,6 +370,7 @@ def _direction_forward(
             grads["dc"] = xp.zeros((N, nH), dtype=dtype)
         elif cell == "gru":
             grads["drec"] = xp.empty_like(G)
+        W_back = cells.backward_weights(xp, Wh) if fused else Wh
         for start, size, p_start, n_prev in reversed(n_steps):
             rows = slice(start, start + size)
             prev = slice(p_start, p_start + n_prev)
@@ -375,7 +381,7 @@ def _direction_forward(
                 step["dc_prev"] = grads["dc"][prev]
             elif cell == "gru":
                 step["h_prev"] = H[prev]
-            step_backward(xp, dH[rows], dG[rows], Wh=Wh, dh_prev=dH[prev], scratch=back_scratch, **step)
+            step_backward(xp, dH[rows], dG[rows], Wh=W_back, dh_prev=dH[prev], scratch=back_scratch, **step)
         # Weight gradients of all steps in one product each.
         if cell == "gru":
             dRec = grads["drec"]
@@ -399,11 +405,12 @@ def _direction_infer(
     model: Model, cell: str, suffix: str, direction: str, X: Floats2d, sched: Schedule
 ) -> Tuple[Floats2d, None]:
     """Inference-only `_direction_forward` (numpy, fused kernels): the same
-    output, but the input projection is made a block of consecutive steps at a
-    time, and the per-step state that only backprop reads (LSTM cell and
-    tanh(cell), GRU reset product) lives in buffers of one step. Working memory
-    is O(block + batch) rows instead of O(N) rows of 4-6 hidden widths: no
-    page faults on fresh multi-MB buffers on each call, and the block of the
+    output, but the per-step state that only backprop reads (gate activations,
+    LSTM cell and tanh(cell), GRU reset product) lives in buffers of one step,
+    and the input projection is made a block of consecutive steps at a time
+    (or by each step itself, see `cells.forward_step`). Working memory is
+    O(block + batch) rows instead of O(N) rows of 4-6 hidden widths: no page
+    faults on fresh multi-MB buffers on each call, and the block of the
     projection is still in cache when its steps read it."""
     xp = numpy
     Wx = model.get_param(f"Wx_{suffix}")
@@ -411,19 +418,20 @@ def _direction_infer(
     b = model.get_param(f"b_{suffix}")
     bh = model.get_param(f"bh_{suffix}") if cell == "gru" else None
     nG, nH = Wh.shape
+    X = xp.ascontiguousarray(X)
     N, dtype = X.shape[0], X.dtype
     max_batch = max(sched.sizes, default=0)
     block_rows = max(INFER_BLOCK_ROWS, max_batch)
-    step_forward = getattr(cells, f"{cell}_forward_c")
+    step_forward, W_rec, whole_step = cells.forward_step(xp, cell, Wx, Wh)
     H = xp.empty((N, nH), dtype=dtype)
-    G = xp.empty((min(N, block_rows), nG), dtype=dtype)
+    G = None if whole_step else xp.empty((min(N, block_rows), nG), dtype=dtype)
     scratch = xp.empty((max_batch, nG), dtype=dtype)
     # LSTM: the previous step's cell and this step's; the rows with a
     # previous state are the first n_prev rows of the previous step.
     cells_state = [xp.empty((max_batch, nH), dtype=dtype) for _ in range(2)]
     spare = xp.empty((max_batch, nH), dtype=dtype)
     steps = sched.steps(direction)
-    Wx_T, Wh_T = Wx.T, Wh.T
+    Wx_T = Wx.T
     i = 0
     while i < len(steps):
         # Steps i..j-1 in reading order cover one contiguous run of rows.
@@ -432,21 +440,25 @@ def _direction_infer(
             rows += steps[j][1]
             j += 1
         lo = min(steps[i][0], steps[j - 1][0])
-        block = G[:rows]
-        xp.matmul(X[lo : lo + rows], Wx_T, out=block)
-        block += b
+        if not whole_step:
+            block = G[:rows]
+            xp.matmul(X[lo : lo + rows], Wx_T, out=block)
+            block += b
         for start, size, p_start, n_prev in steps[i:j]:
-            g = block[start - lo : start - lo + size]
+            g = None if whole_step else block[start - lo : start - lo + size]
             h_prev = H[p_start : p_start + n_prev]
             h = H[start : start + size]
             if cell == "lstm":
                 c_prev, c = cells_state[0][:n_prev], cells_state[1][:size]
-                step_forward(xp, g, h_prev, Wh_T, h, scratch, c_prev=c_prev, c=c, tc=spare[:size])
+                step_forward(
+                    xp, g, h_prev, W_rec, h, scratch, c_prev=c_prev, c=c, tc=spare[:size],
+                    x=X[start : start + size], b=b,
+                )
                 cells_state.reverse()
             elif cell == "gru":
-                step_forward(xp, g, h_prev, Wh_T, h, scratch, rn=spare[:size], bh=bh)
+                step_forward(xp, g, h_prev, W_rec, h, scratch, rn=spare[:size], bh=bh)
             else:
-                step_forward(xp, g, h_prev, Wh_T, h, scratch)
+                step_forward(xp, g, h_prev, W_rec, h, scratch)
         i = j
     return H, None
 
