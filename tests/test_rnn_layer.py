@@ -416,11 +416,12 @@ def test_packed_matrix_product(M, K, N, transposed, accumulate):
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("nI,nO", [(5, 8), (33, 32), (3, 140)])
 def test_packed_kernels_match_numpy_products(monkeypatch, cell, nI, nO):
-    """With the packed kernels (AVX-512: a whole LSTM step in one kernel; the
-    recurrent products of every cell) outputs and gradients, training and
-    inference, equal those of the path with numpy's matmul. Hidden widths 4,
-    16 and 70 per direction cover the masked unit tails; 13 sequences of
-    different lengths cover the row tiles and rows without a previous state."""
+    """With the packed kernels (AVX-512: a whole step forward in one kernel;
+    the products of backprop) outputs and gradients, training and inference,
+    equal those of the path with numpy's matmul. Hidden widths 4, 16 and 70
+    per direction cover the masked unit tails (of 16- and 64-unit panels);
+    13 sequences of different lengths cover the row tiles and the rows
+    without a previous state."""
     cells = _needs_packed()
     model = RNN(nO=nO, nI=nI, cell=cell, bidirectional=True, depth=2)
     Xp, _ = make_padded([11, 9, 9, 8, 7, 7, 7, 6, 4, 3, 2, 2, 1], nI)
@@ -430,13 +431,13 @@ def test_packed_kernels_match_numpy_products(monkeypatch, cell, nI, nO):
         param = model.get_param(name)
         model.set_param(name, rng.normal(scale=0.1, size=param.shape).astype("f"))
     calls = []
-    for name in ("lstm_step", "gemm_packed"):
+    for name in (f"{cell}_step", "gemm_packed"):
         kernel = getattr(cells._cpu_kernels, name)
         monkeypatch.setattr(
             cells._cpu_kernels, name, lambda *a, k=kernel, n=name: calls.append(n) or k(*a)
         )
     packed = _run(model, Xp), model.predict(Xp).data.copy()
-    assert ("lstm_step" in calls) == (cell == "lstm") and "gemm_packed" in calls
+    assert f"{cell}_step" in calls and "gemm_packed" in calls
     monkeypatch.setattr(cells, "USE_PACKED", False)
     plain = _run(model, Xp), model.predict(Xp).data.copy()
     numpy.testing.assert_allclose(packed[1], plain[1], rtol=1e-5, atol=1e-6)
@@ -457,7 +458,7 @@ def test_packed_kernels_check_their_buffers():
         k.gemm_packed(f((2, 3), "f"), f(10, "f"), f((2, 5), "f"), 2, 3, 5, False)
     with pytest.raises(TypeError, match="float32"):
         k.pack_b(f((3, 5), "d"), f(3 * 64, "f"), 3, 5, False)
-    packed = cells.lstm_pack(numpy, f((8, 3), "f"), f((8, 2), "f"))
+    packed = cells.step_pack(numpy, "lstm", f((8, 3), "f"), f((8, 2), "f"))
     with pytest.raises(ValueError, match="needs"):
         k.lstm_step(f((4, 3), "f"), f((1, 2), "f"), packed, f(8, "f"), f((1, 2), "f"),
                     None, f((4, 2), "f"), None, f((3, 2), "f"), 4, 1, 3, 2)

@@ -259,21 +259,23 @@ AVX512 INLINE __m512 tanh16(__m512 x) {
     return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(y), s));
 }
 
-/* W = [Wx | Wh] (4H, nI + H), the weights of one LSTM step, in panels of 16
- * hidden units x 4 gates: packed[(u * K + k) * 64 + q * 16 + l] =
- * W[q * H + 16 u + l, k], K = nI + H, zero for units 16 u + l >= H. */
-static void lstm_pack(const float *restrict Wx, const float *restrict Wh, float *restrict packed,
-                      Py_ssize_t nI, Py_ssize_t H) {
-    Py_ssize_t n_blocks = (H + 15) / 16, K = nI + H;
+/* W = [Wx | Wh] (G H, nI + H), the weights of one step of a cell with G
+ * gates, in panels of U hidden units x G gates: packed[(u * K + k) * G U +
+ * q U + l] = W[q H + U u + l, k], K = nI + H, zero for units U u + l >= H.
+ * One AVX-512 register holds 16 units of a gate: LSTM U = 16 (4 registers
+ * per row), GRU U = 16 (3), Elman U = 64 (4). */
+static void step_pack(const float *restrict Wx, const float *restrict Wh, float *restrict packed,
+                      Py_ssize_t nI, Py_ssize_t H, int G, int U) {
+    Py_ssize_t n_blocks = (H + U - 1) / U, K = nI + H;
     for (Py_ssize_t u = 0; u < n_blocks; u++)
         for (Py_ssize_t k = 0; k < K; k++) {
-            float *dst = packed + (u * K + k) * 64;
-            for (int q = 0; q < 4; q++)
-                for (int l = 0; l < 16; l++) {
-                    Py_ssize_t unit = 16 * u + l;
-                    dst[q * 16 + l] = unit >= H ? 0.0f
-                                      : k < nI ? Wx[(q * H + unit) * nI + k]
-                                               : Wh[(q * H + unit) * H + k - nI];
+            float *dst = packed + (u * K + k) * G * U;
+            for (int q = 0; q < G; q++)
+                for (int l = 0; l < U; l++) {
+                    Py_ssize_t unit = U * u + l;
+                    dst[q * U + l] = unit >= H ? 0.0f
+                                     : k < nI ? Wx[(q * H + unit) * nI + k]
+                                              : Wh[(q * H + unit) * H + k - nI];
                 }
         }
 }
@@ -424,33 +426,158 @@ AVX512 static void gemm_packed(const float *restrict A, const float *restrict pa
         gemm_panel(A, MR * K, K, 1, packed + v * K * 64, 64, C, M, K, N, 64 * v, accumulate);
 }
 
+/* TILE(rows) for the row tiles from r0 up to end: MR rows at a time, then
+ * the rest, each call with a constant row count. */
+#define ROW_TILES(r0, end, TILE)                 \
+    for (; (r0) + MR <= (end); (r0) += MR) TILE(MR); \
+    switch ((end) - (r0)) {                        \
+        case 5: TILE(5); break;                    \
+        case 4: TILE(4); break;                    \
+        case 3: TILE(3); break;                    \
+        case 2: TILE(2); break;                    \
+        case 1: TILE(1); break;                    \
+        default: break;                            \
+    }
+
+static inline __mmask16 lanes(Py_ssize_t left) {
+    return left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? 0 : (__mmask16)((1u << left) - 1u);
+}
+
+/* GRU rows r0 .. r0 + mr - 1, units 16 u .. 16 u + 15. The panel rows hold
+ * [r, z, n] of Wx, then of Wh; the n gate keeps the x and the h products
+ * apart (acc[r][2] and acc[r][3]): n = tanh(x_n + r * (h Wh_n + bh)). */
+AVX512 INLINE void gru_tile(int mr, int has_prev, const float *restrict x,
+                            const float *restrict h_prev, const float *restrict panel,
+                            const float *restrict bias, const float *restrict bh,
+                            float *restrict g, float *restrict rn, float *restrict h,
+                            Py_ssize_t r0, Py_ssize_t u, __mmask16 m, Py_ssize_t nI,
+                            Py_ssize_t H) {
+    Py_ssize_t j = 16 * u;
+    __m512 acc[MR][4];
+    for (int q = 0; q < 4; q++) {
+        __m512 bq = _mm512_maskz_loadu_ps(m, q < 3 ? bias + q * H + j : bh + j);
+        for (int r = 0; r < mr; r++) acc[r][q] = bq;
+    }
+    const float *xa = x + r0 * nI;
+    for (Py_ssize_t k = 0; k < nI; k++) {
+        const float *bk = panel + k * 48;
+        __m512 b0 = _mm512_loadu_ps(bk), b1 = _mm512_loadu_ps(bk + 16), b2 = _mm512_loadu_ps(bk + 32);
+        for (int r = 0; r < mr; r++) {
+            __m512 ar = _mm512_set1_ps(xa[r * nI + k]);
+            acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
+            acc[r][2] = _mm512_fmadd_ps(ar, b2, acc[r][2]);
+        }
+    }
+    const float *ha = h_prev + r0 * H;
+    if (has_prev)
+        for (Py_ssize_t k = 0; k < H; k++) {
+            const float *bk = panel + (nI + k) * 48;
+            __m512 b0 = _mm512_loadu_ps(bk), b1 = _mm512_loadu_ps(bk + 16), b2 = _mm512_loadu_ps(bk + 32);
+            for (int r = 0; r < mr; r++) {
+                __m512 ar = _mm512_set1_ps(ha[r * H + k]);
+                acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
+                acc[r][3] = _mm512_fmadd_ps(ar, b2, acc[r][3]);
+            }
+        }
+    for (int r = 0; r < mr; r++) {
+        Py_ssize_t row = r0 + r;
+        __m512 rg = sigmoid16(acc[r][0]), zg = sigmoid16(acc[r][1]);
+        __m512 nn = tanh16(_mm512_fmadd_ps(rg, acc[r][3], acc[r][2]));
+        /* h = n + z (h_prev - n), h_prev = 0 without a previous state */
+        __m512 hp = has_prev ? _mm512_maskz_loadu_ps(m, ha + r * H + j) : _mm512_setzero_ps();
+        __m512 hv = _mm512_fmadd_ps(zg, _mm512_sub_ps(hp, nn), nn);
+        if (g != NULL) {
+            float *gr = g + row * 3 * H + j;
+            _mm512_mask_storeu_ps(gr, m, rg);
+            _mm512_mask_storeu_ps(gr + H, m, zg);
+            _mm512_mask_storeu_ps(gr + 2 * H, m, nn);
+            _mm512_mask_storeu_ps(rn + row * H + j, m, acc[r][3]);
+        }
+        _mm512_mask_storeu_ps(h + row * H + j, m, hv);
+    }
+}
+
+/* One whole GRU step (see lstm_step): writes h (n, H) and, when g is not
+ * NULL, the activations r, z, n into g (n, 3H) and h Wh_n + bh into rn, as
+ * gru_fwd does. `packed` is step_pack(G = 3, U = 16); bias (3H), bh (H). */
+AVX512 static void gru_step(const float *restrict x, const float *restrict h_prev,
+                            const float *restrict packed, const float *restrict bias,
+                            const float *restrict bh, float *restrict g, float *restrict rn,
+                            float *restrict h, Py_ssize_t n, Py_ssize_t n_prev, Py_ssize_t nI,
+                            Py_ssize_t H) {
+    for (Py_ssize_t u = 0; u * 16 < H; u++) {
+        __mmask16 m = lanes(H - 16 * u);
+        const float *panel = packed + u * (nI + H) * 48;
+        for (int has_prev = 1; has_prev >= 0; has_prev--) {
+            Py_ssize_t r0 = has_prev ? 0 : n_prev, end = has_prev ? n_prev : n;
+#define TILE(rows) gru_tile(rows, has_prev, x, h_prev, panel, bias, bh, g, rn, h, r0, u, m, nI, H)
+            ROW_TILES(r0, end, TILE)
+#undef TILE
+        }
+    }
+}
+
+/* Elman rows r0 .. r0 + mr - 1, units 64 u .. 64 u + 63: h = tanh(...). */
+AVX512 INLINE void elman_tile(int mr, int has_prev, const float *restrict x,
+                              const float *restrict h_prev, const float *restrict panel,
+                              const float *restrict bias, float *restrict h, Py_ssize_t r0,
+                              Py_ssize_t u, Py_ssize_t nI, Py_ssize_t H) {
+    Py_ssize_t j = 64 * u;
+    __mmask16 m[4];
+    __m512 acc[MR][4];
+    for (int q = 0; q < 4; q++) {
+        m[q] = lanes(H - j - 16 * q);
+        __m512 bq = _mm512_maskz_loadu_ps(m[q], bias + j + 16 * q);
+        for (int r = 0; r < mr; r++) acc[r][q] = bq;
+    }
+    const float *xa = x + r0 * nI;
+    TILE_PRODUCT(acc, xa, nI, panel)
+    if (has_prev) {
+        const float *ha = h_prev + r0 * H;
+        const float *ph = panel + nI * 64;
+        TILE_PRODUCT(acc, ha, H, ph)
+    }
+    for (int r = 0; r < mr; r++)
+        for (int q = 0; q < 4; q++)
+            _mm512_mask_storeu_ps(h + (r0 + r) * H + j + 16 * q, m[q], tanh16(acc[r][q]));
+}
+
+/* One whole Elman step: h = tanh(x Wx.T + h_prev Wh.T + b) for n rows (the
+ * first n_prev with a previous state). `packed` is step_pack(G = 1, U = 64). */
+AVX512 static void elman_step(const float *restrict x, const float *restrict h_prev,
+                              const float *restrict packed, const float *restrict bias,
+                              float *restrict h, Py_ssize_t n, Py_ssize_t n_prev, Py_ssize_t nI,
+                              Py_ssize_t H) {
+    for (Py_ssize_t u = 0; u * 64 < H; u++) {
+        const float *panel = packed + u * (nI + H) * 64;
+        for (int has_prev = 1; has_prev >= 0; has_prev--) {
+            Py_ssize_t r0 = has_prev ? 0 : n_prev, end = has_prev ? n_prev : n;
+#define TILE(rows) elman_tile(rows, has_prev, x, h_prev, panel, bias, h, r0, u, nI, H)
+            ROW_TILES(r0, end, TILE)
+#undef TILE
+        }
+    }
+}
+
 /* One whole LSTM step: for its n rows x (n, nI) and the first n_prev rows'
  * previous h_prev and c_prev, writes c and h (n, H) and, when g is not NULL
  * (training), the activations i, f, o, tanh(u) into g (n, 4H) and tanh(c)
- * into tc, as lstm_fwd does. `packed` is from lstm_pack, bias (4H). */
+ * into tc, as lstm_fwd does. `packed` is step_pack(G = 4, U = 16), bias (4H). */
 AVX512 static void lstm_step(const float *restrict x, const float *restrict h_prev,
                              const float *restrict packed, const float *restrict bias,
                              const float *restrict c_prev, float *restrict g, float *restrict c,
                              float *restrict tc, float *restrict h, Py_ssize_t n,
                              Py_ssize_t n_prev, Py_ssize_t nI, Py_ssize_t H) {
-    Py_ssize_t n_blocks = (H + 15) / 16;
-    for (Py_ssize_t u = 0; u < n_blocks; u++) {
-        Py_ssize_t left = H - 16 * u;
-        __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+    for (Py_ssize_t u = 0; u * 16 < H; u++) {
+        __mmask16 m = lanes(H - 16 * u);
         const float *panel = packed + u * (nI + H) * 64;
         /* rows with a previous state first, then the others */
         for (int has_prev = 1; has_prev >= 0; has_prev--) {
             Py_ssize_t r0 = has_prev ? 0 : n_prev, end = has_prev ? n_prev : n;
 #define TILE(rows) lstm_tile(rows, has_prev, x, h_prev, panel, bias, c_prev, g, c, tc, h, r0, u, m, nI, H)
-            for (; r0 + MR <= end; r0 += MR) TILE(MR);
-            switch (end - r0) {
-                case 5: TILE(5); break;
-                case 4: TILE(4); break;
-                case 3: TILE(3); break;
-                case 2: TILE(2); break;
-                case 1: TILE(1); break;
-                default: break;
-            }
+            ROW_TILES(r0, end, TILE)
 #undef TILE
         }
     }
@@ -630,17 +757,71 @@ static PyObject *py_elman_bwd(PyObject *self, PyObject *args) {
 #ifdef HAVE_PACKED
 static int packed_ok = 0;
 
-static PyObject *py_lstm_pack(PyObject *self, PyObject *args) {
+static PyObject *py_step_pack(PyObject *self, PyObject *args) {
     PyObject *o_wx, *o_wh, *o_p;
     Py_ssize_t nI, H;
-    if (!PyArg_ParseTuple(args, "OOOnn", &o_wx, &o_wh, &o_p, &nI, &H) || check_sizes(0, 0, H))
+    int G, U;
+    if (!PyArg_ParseTuple(args, "OOOnnii", &o_wx, &o_wh, &o_p, &nI, &H, &G, &U) ||
+        check_sizes(0, 0, H))
+        return NULL;
+    if (nI < 0 || G < 1 || U < 1) return PyErr_Format(PyExc_ValueError, "invalid sizes");
+    Buffers bufs = {.count = 0};
+    TAKE(Wx, o_wx, G * H * nI, 0);
+    TAKE(Wh, o_wh, G * H * H, 0);
+    TAKE(packed, o_p, (H + U - 1) / U * (nI + H) * G * U, 1);
+    step_pack(Wx, Wh, packed, nI, H, G, U);
+    release(&bufs);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_elman_step(PyObject *self, PyObject *args) {
+    PyObject *o_x, *o_hp, *o_p, *o_b, *o_h;
+    Py_ssize_t n, n_prev, nI, H;
+    if (!packed_ok)
+        return PyErr_Format(PyExc_RuntimeError, "elman_step needs a CPU with AVX-512F");
+    if (!PyArg_ParseTuple(args, "OOOOOnnnn", &o_x, &o_hp, &o_p, &o_b, &o_h, &n, &n_prev, &nI, &H) ||
+        check_sizes(n, n_prev, H))
         return NULL;
     if (nI < 0) return PyErr_Format(PyExc_ValueError, "invalid sizes");
     Buffers bufs = {.count = 0};
-    TAKE(Wx, o_wx, 4 * H * nI, 0);
-    TAKE(Wh, o_wh, 4 * H * H, 0);
-    TAKE(packed, o_p, (H + 15) / 16 * (nI + H) * 64, 1);
-    lstm_pack(Wx, Wh, packed, nI, H);
+    TAKE(x, o_x, n * nI, 0);
+    TAKE(h_prev, o_hp, n_prev * H, 0);
+    TAKE(packed, o_p, (H + 63) / 64 * (nI + H) * 64, 0);
+    TAKE(bias, o_b, H, 0);
+    TAKE(h, o_h, n * H, 1);
+    Py_BEGIN_ALLOW_THREADS
+    elman_step(x, h_prev, packed, bias, h, n, n_prev, nI, H);
+    Py_END_ALLOW_THREADS
+    release(&bufs);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_gru_step(PyObject *self, PyObject *args) {
+    PyObject *o_x, *o_hp, *o_p, *o_b, *o_bh, *o_g, *o_rn, *o_h;
+    Py_ssize_t n, n_prev, nI, H;
+    if (!packed_ok)
+        return PyErr_Format(PyExc_RuntimeError, "gru_step needs a CPU with AVX-512F");
+    if (!PyArg_ParseTuple(args, "OOOOOOOOnnnn", &o_x, &o_hp, &o_p, &o_b, &o_bh, &o_g, &o_rn, &o_h,
+                          &n, &n_prev, &nI, &H) || check_sizes(n, n_prev, H))
+        return NULL;
+    if (nI < 0) return PyErr_Format(PyExc_ValueError, "invalid sizes");
+    Buffers bufs = {.count = 0};
+    TAKE(x, o_x, n * nI, 0);
+    TAKE(h_prev, o_hp, n_prev * H, 0);
+    TAKE(packed, o_p, (H + 15) / 16 * (nI + H) * 48, 0);
+    TAKE(bias, o_b, 3 * H, 0);
+    TAKE(bh, o_bh, H, 0);
+    float *g = NULL, *rn = NULL;
+    if (o_g != Py_None) {  /* training: keep what backprop reads */
+        TAKE(g_, o_g, n * 3 * H, 1);
+        TAKE(rn_, o_rn, n * H, 1);
+        g = g_;
+        rn = rn_;
+    }
+    TAKE(h, o_h, n * H, 1);
+    Py_BEGIN_ALLOW_THREADS
+    gru_step(x, h_prev, packed, bias, bh, g, rn, h, n, n_prev, nI, H);
+    Py_END_ALLOW_THREADS
     release(&bufs);
     Py_RETURN_NONE;
 }
@@ -727,7 +908,12 @@ static PyMethodDef methods[] = {
     {"elman_fwd", py_elman_fwd, METH_VARARGS, "Elman step, forward."},
     {"elman_bwd", py_elman_bwd, METH_VARARGS, "Elman step, backward."},
 #ifdef HAVE_PACKED
-    {"lstm_pack", py_lstm_pack, METH_VARARGS, "Pack Wx (4H, nI) and Wh (4H, H) for lstm_step."},
+    {"step_pack", py_step_pack, METH_VARARGS,
+     "Pack Wx (G H, nI) and Wh (G H, H) for the *_step kernels, in panels of U units."},
+    {"elman_step", py_elman_step, METH_VARARGS,
+     "A whole Elman step forward: products with x and h_prev, and tanh."},
+    {"gru_step", py_gru_step, METH_VARARGS,
+     "A whole GRU step forward: products with x and h_prev, and the gates."},
     {"lstm_step", py_lstm_step, METH_VARARGS,
      "A whole LSTM step forward: products with x and h_prev, and the gates."},
     {"pack_b", py_pack_b, METH_VARARGS, "Pack B (K, N), or its transpose, for gemm_packed."},
@@ -750,7 +936,8 @@ PyMODINIT_FUNC PyInit__cpu_kernels(void) {
     packed_ok = __builtin_cpu_supports("avx512f") ? 1 : 0;
     has_packed = packed_ok;
 #endif
-    /* Whether lstm_pack, lstm_step, pack_b and gemm_packed exist and this CPU can run them. */
+    /* Whether step_pack, the *_step kernels, pack_b and gemm_packed exist and
+     * this CPU can run them. */
     if (PyModule_AddIntConstant(m, "HAS_PACKED", has_packed) != 0) {
         Py_DECREF(m);
         return NULL;

@@ -22,7 +22,7 @@ Gate layouts (columns of the fused gate buffer, H = hidden width):
 - gru:   [r, z, n]; n = tanh(x_n + r * (h_prev @ Wh_n.T + bh)); h = (1 - z) n + z h_prev
 - lstm:  [i, f, o, g]; c = f c_prev + i g; h = o tanh(c)
 """
-from typing import Dict
+from typing import Dict, Tuple
 
 N_GATES: Dict[str, int] = {"elman": 1, "gru": 3, "lstm": 4}
 # Number of leading gate blocks that are sigmoids.
@@ -295,18 +295,41 @@ def forward_step(xp, cell: str, Wx, Wh):
     else Wh.T for numpy's matmul."""
     if not packed_available(xp, Wh.dtype):
         return globals()[f"{cell}_forward_c"], Wh.T, False
-    if cell == "lstm":
-        return lstm_step_c, lstm_pack(xp, Wx, Wh), True
-    return globals()[f"{cell}_forward_c"], PackedMatrix(xp, Wh, transposed=True), False
+    return globals()[f"{cell}_step_c"], step_pack(xp, cell, Wx, Wh), True
 
 
-def lstm_pack(xp, Wx, Wh):
-    """[Wx | Wh] in the panel layout of `lstm_step_c` (made once per forward
-    pass: packing costs less than one step)."""
+# Per cell: gates, and hidden units per panel of the packed step weights
+# (one AVX-512 register holds 16 units of one gate).
+STEP_PANELS: Dict[str, Tuple[int, int]] = {"elman": (1, 64), "gru": (3, 16), "lstm": (4, 16)}
+
+
+def step_pack(xp, cell: str, Wx, Wh):
+    """[Wx | Wh] in the panel layout of `{cell}_step_c` (made once per
+    forward pass: packing costs less than one step)."""
+    n_gates, units = STEP_PANELS[cell]
     nH, nI = Wh.shape[1], Wx.shape[1]
-    packed = xp.empty(((nH + 15) // 16 * (nI + nH) * 64,), dtype=Wh.dtype)
-    _cpu_kernels.lstm_pack(xp.ascontiguousarray(Wx), xp.ascontiguousarray(Wh), packed, nI, nH)
+    packed = xp.empty((-(-nH // units) * (nI + nH) * n_gates * units,), dtype=Wh.dtype)
+    _cpu_kernels.step_pack(
+        xp.ascontiguousarray(Wx), xp.ascontiguousarray(Wh), packed, nI, nH, n_gates, units
+    )
     return packed
+
+
+def elman_step_c(xp, g, h_prev, W_packed, h, scratch, x, b, **_) -> None:
+    """A whole Elman step in one kernel: h = tanh(x @ Wx.T + h_prev @ Wh.T + b)
+    (g is not used: backprop reads h)."""
+    _cpu_kernels.elman_step(
+        x, h_prev, W_packed, b, h, x.shape[0], h_prev.shape[0], x.shape[1], h.shape[1]
+    )
+
+
+def gru_step_c(xp, g, h_prev, W_packed, h, scratch, rn, bh, x, b, **_) -> None:
+    """A whole GRU step in one kernel (see `lstm_step_c`); g and rn are
+    written as by `gru_forward_c` unless g is None."""
+    _cpu_kernels.gru_step(
+        x, h_prev, W_packed, b, bh, g, None if g is None else rn, h,
+        x.shape[0], h_prev.shape[0], x.shape[1], h.shape[1],
+    )
 
 
 def lstm_step_c(xp, g, h_prev, W_packed, h, scratch, c_prev, c, tc, x, b, **_) -> None:

@@ -466,9 +466,12 @@ def _direction_infer(
                 )
                 cells_state.reverse()
             elif cell == "gru":
-                step_forward(xp, g, h_prev, W_rec, h, scratch, rn=spare[:size], bh=bh)
+                step_forward(
+                    xp, g, h_prev, W_rec, h, scratch, rn=spare[:size], bh=bh,
+                    x=X[start : start + size], b=b,
+                )
             else:
-                step_forward(xp, g, h_prev, W_rec, h, scratch)
+                step_forward(xp, g, h_prev, W_rec, h, scratch, x=X[start : start + size], b=b)
         i = j
     return H, None
 
