@@ -431,13 +431,13 @@ def test_packed_kernels_match_numpy_products(monkeypatch, cell, nI, nO):
         param = model.get_param(name)
         model.set_param(name, rng.normal(scale=0.1, size=param.shape).astype("f"))
     calls = []
-    for name in (f"{cell}_step", "gemm_packed"):
+    for name in ("run_steps", "gemm_packed"):
         kernel = getattr(cells._cpu_kernels, name)
         monkeypatch.setattr(
             cells._cpu_kernels, name, lambda *a, k=kernel, n=name: calls.append(n) or k(*a)
         )
     packed = _run(model, Xp), model.predict(Xp).data.copy()
-    assert f"{cell}_step" in calls and "gemm_packed" in calls
+    assert "run_steps" in calls and "gemm_packed" in calls
     monkeypatch.setattr(cells, "USE_PACKED", False)
     plain = _run(model, Xp), model.predict(Xp).data.copy()
     numpy.testing.assert_allclose(packed[1], plain[1], rtol=1e-5, atol=1e-6)
@@ -459,6 +459,12 @@ def test_packed_kernels_check_their_buffers():
     with pytest.raises(TypeError, match="float32"):
         k.pack_b(f((3, 5), "d"), f(3 * 64, "f"), 3, 5, False)
     packed = cells.step_pack(numpy, "lstm", f((8, 3), "f"), f((8, 2), "f"))
+    X, H, b, c = f((4, 3), "f"), f((4, 2), "f"), f(8, "f"), f((4, 2), "f")
+    steps = numpy.array([[0, 2, 0, 0], [2, 2, 0, 2]], dtype="int64")
+    cells.run_steps("lstm", X, H, packed, b, None, steps, None, c, None)  # fine
+    with pytest.raises(ValueError, match="outside"):
+        cells.run_steps("lstm", X, H, packed, b, None, steps + 1, None, c, None)
     with pytest.raises(ValueError, match="needs"):
-        k.lstm_step(f((4, 3), "f"), f((1, 2), "f"), packed, f(8, "f"), f((1, 2), "f"),
-                    None, f((4, 2), "f"), None, f((3, 2), "f"), 4, 1, 3, 2)
+        cells.run_steps("lstm", X, H, packed, f(7, "f"), None, steps, None, c, None)
+    with pytest.raises(TypeError, match="int64"):
+        cells.run_steps("lstm", X, H, packed, b, None, steps.astype("i"), None, c, None)

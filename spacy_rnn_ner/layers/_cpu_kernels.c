@@ -584,6 +584,36 @@ AVX512 static void lstm_step(const float *restrict x, const float *restrict h_pr
 }
 #endif
 
+#ifdef HAVE_PACKED
+/* All steps of one direction: steps[s] = (start, size, prev_start, n_prev)
+ * in reading order (rows of the packed, time-major batch; see rnn.py). The
+ * buffers hold all N rows: X (N, nI), Hs (N, H), state (N, H): the LSTM
+ * cell or the GRU's rn; G (N, gates H) and TC (N, H) only when training
+ * (else NULL). `packed` from step_pack. */
+AVX512 static void run_steps(int cell, const float *restrict X, float *restrict Hs,
+                             const float *restrict packed, const float *restrict bias,
+                             const float *restrict bh, const int64_t *restrict steps,
+                             Py_ssize_t n_steps, float *restrict G, float *restrict state,
+                             float *restrict TC, Py_ssize_t nI, Py_ssize_t H) {
+    int n_gates = cell == 2 ? 4 : cell == 1 ? 3 : 1;
+    for (Py_ssize_t s = 0; s < n_steps; s++) {
+        Py_ssize_t start = steps[4 * s], size = steps[4 * s + 1];
+        Py_ssize_t p_start = steps[4 * s + 2], n_prev = steps[4 * s + 3];
+        const float *x = X + start * nI, *h_prev = Hs + p_start * H;
+        float *h = Hs + start * H;
+        float *g = G != NULL ? G + start * n_gates * H : NULL;
+        if (cell == 2)
+            lstm_step(x, h_prev, packed, bias, state + p_start * H, g, state + start * H,
+                      TC != NULL ? TC + start * H : NULL, h, size, n_prev, nI, H);
+        else if (cell == 1)
+            gru_step(x, h_prev, packed, bias, bh, g, g != NULL ? state + start * H : NULL, h,
+                     size, n_prev, nI, H);
+        else
+            elman_step(x, h_prev, packed, bias, h, size, n_prev, nI, H);
+    }
+}
+#endif
+
 /* ---- Python bindings --------------------------------------------------- */
 
 /* Borrow a C-contiguous float32 buffer of at least `need` floats. */
@@ -774,90 +804,6 @@ static PyObject *py_step_pack(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-static PyObject *py_elman_step(PyObject *self, PyObject *args) {
-    PyObject *o_x, *o_hp, *o_p, *o_b, *o_h;
-    Py_ssize_t n, n_prev, nI, H;
-    if (!packed_ok)
-        return PyErr_Format(PyExc_RuntimeError, "elman_step needs a CPU with AVX-512F");
-    if (!PyArg_ParseTuple(args, "OOOOOnnnn", &o_x, &o_hp, &o_p, &o_b, &o_h, &n, &n_prev, &nI, &H) ||
-        check_sizes(n, n_prev, H))
-        return NULL;
-    if (nI < 0) return PyErr_Format(PyExc_ValueError, "invalid sizes");
-    Buffers bufs = {.count = 0};
-    TAKE(x, o_x, n * nI, 0);
-    TAKE(h_prev, o_hp, n_prev * H, 0);
-    TAKE(packed, o_p, (H + 63) / 64 * (nI + H) * 64, 0);
-    TAKE(bias, o_b, H, 0);
-    TAKE(h, o_h, n * H, 1);
-    Py_BEGIN_ALLOW_THREADS
-    elman_step(x, h_prev, packed, bias, h, n, n_prev, nI, H);
-    Py_END_ALLOW_THREADS
-    release(&bufs);
-    Py_RETURN_NONE;
-}
-
-static PyObject *py_gru_step(PyObject *self, PyObject *args) {
-    PyObject *o_x, *o_hp, *o_p, *o_b, *o_bh, *o_g, *o_rn, *o_h;
-    Py_ssize_t n, n_prev, nI, H;
-    if (!packed_ok)
-        return PyErr_Format(PyExc_RuntimeError, "gru_step needs a CPU with AVX-512F");
-    if (!PyArg_ParseTuple(args, "OOOOOOOOnnnn", &o_x, &o_hp, &o_p, &o_b, &o_bh, &o_g, &o_rn, &o_h,
-                          &n, &n_prev, &nI, &H) || check_sizes(n, n_prev, H))
-        return NULL;
-    if (nI < 0) return PyErr_Format(PyExc_ValueError, "invalid sizes");
-    Buffers bufs = {.count = 0};
-    TAKE(x, o_x, n * nI, 0);
-    TAKE(h_prev, o_hp, n_prev * H, 0);
-    TAKE(packed, o_p, (H + 15) / 16 * (nI + H) * 48, 0);
-    TAKE(bias, o_b, 3 * H, 0);
-    TAKE(bh, o_bh, H, 0);
-    float *g = NULL, *rn = NULL;
-    if (o_g != Py_None) {  /* training: keep what backprop reads */
-        TAKE(g_, o_g, n * 3 * H, 1);
-        TAKE(rn_, o_rn, n * H, 1);
-        g = g_;
-        rn = rn_;
-    }
-    TAKE(h, o_h, n * H, 1);
-    Py_BEGIN_ALLOW_THREADS
-    gru_step(x, h_prev, packed, bias, bh, g, rn, h, n, n_prev, nI, H);
-    Py_END_ALLOW_THREADS
-    release(&bufs);
-    Py_RETURN_NONE;
-}
-
-static PyObject *py_lstm_step(PyObject *self, PyObject *args) {
-    PyObject *o_x, *o_hp, *o_p, *o_b, *o_cp, *o_g, *o_c, *o_tc, *o_h;
-    Py_ssize_t n, n_prev, nI, H;
-    if (!packed_ok)
-        return PyErr_Format(PyExc_RuntimeError, "lstm_step needs a CPU with AVX-512F");
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOnnnn", &o_x, &o_hp, &o_p, &o_b, &o_cp, &o_g, &o_c,
-                          &o_tc, &o_h, &n, &n_prev, &nI, &H) || check_sizes(n, n_prev, H))
-        return NULL;
-    if (nI < 0) return PyErr_Format(PyExc_ValueError, "invalid sizes");
-    int train = o_g != Py_None;
-    Buffers bufs = {.count = 0};
-    TAKE(x, o_x, n * nI, 0);
-    TAKE(h_prev, o_hp, n_prev * H, 0);
-    TAKE(packed, o_p, (H + 15) / 16 * (nI + H) * 64, 0);
-    TAKE(bias, o_b, 4 * H, 0);
-    TAKE(c_prev, o_cp, n_prev * H, 0);
-    float *g = NULL, *tc = NULL;
-    if (train) {
-        TAKE(g_, o_g, n * 4 * H, 1);
-        TAKE(tc_, o_tc, n * H, 1);
-        g = g_;
-        tc = tc_;
-    }
-    TAKE(c, o_c, n * H, 1);
-    TAKE(h, o_h, n * H, 1);
-    Py_BEGIN_ALLOW_THREADS
-    lstm_step(x, h_prev, packed, bias, c_prev, g, c, tc, h, n, n_prev, nI, H);
-    Py_END_ALLOW_THREADS
-    release(&bufs);
-    Py_RETURN_NONE;
-}
-
 static PyObject *py_pack_b(PyObject *self, PyObject *args) {
     PyObject *o_b, *o_p;
     Py_ssize_t K, N;
@@ -898,6 +844,61 @@ static PyObject *py_gemm_packed(PyObject *self, PyObject *args) {
     release(&bufs);
     Py_RETURN_NONE;
 }
+static PyObject *py_run_steps(PyObject *self, PyObject *args) {
+    PyObject *o_x, *o_h, *o_p, *o_b, *o_bh, *o_steps, *o_g, *o_state, *o_tc;
+    Py_ssize_t N, nI, H;
+    int cell;
+    if (!packed_ok)
+        return PyErr_Format(PyExc_RuntimeError, "run_steps needs a CPU with AVX-512F");
+    if (!PyArg_ParseTuple(args, "iOOOOOOOOOnnn", &cell, &o_x, &o_h, &o_p, &o_b, &o_bh, &o_steps,
+                          &o_g, &o_state, &o_tc, &N, &nI, &H) || check_sizes(0, 0, H))
+        return NULL;
+    if (cell < 0 || cell > 2 || N < 0 || nI < 0)
+        return PyErr_Format(PyExc_ValueError, "invalid cell or sizes");
+    int n_gates = cell == 2 ? 4 : cell == 1 ? 3 : 1, units = cell == 0 ? 64 : 16;
+    int train = o_g != Py_None;
+    Py_buffer steps_view;
+    if (PyObject_GetBuffer(o_steps, &steps_view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) != 0) return NULL;
+    if (steps_view.itemsize != 8 || steps_view.format == NULL ||
+        (strcmp(steps_view.format, "l") != 0 && strcmp(steps_view.format, "q") != 0) ||
+        steps_view.len % 32 != 0) {
+        PyBuffer_Release(&steps_view);
+        return PyErr_Format(PyExc_TypeError, "steps must be an int64 array of shape (T, 4)");
+    }
+    const int64_t *steps = steps_view.buf;
+    Py_ssize_t n_steps = steps_view.len / 32;
+    /* Every step must stay inside the N rows: checked before any is run. */
+    for (Py_ssize_t s = 0; s < n_steps; s++) {
+        int64_t start = steps[4 * s], size = steps[4 * s + 1];
+        int64_t p_start = steps[4 * s + 2], n_prev = steps[4 * s + 3];
+        if (start < 0 || size < 0 || p_start < 0 || n_prev < 0 || n_prev > size ||
+            start + size > N || p_start + n_prev > N) {
+            PyBuffer_Release(&steps_view);
+            return PyErr_Format(PyExc_ValueError, "step %zd is outside the %zd rows", s, N);
+        }
+    }
+    Buffers bufs = {.count = 0};
+#define FAIL_RELEASE { release(&bufs); PyBuffer_Release(&steps_view); return NULL; }
+    float *X = take(&bufs, o_x, N * nI, 0, "X"); if (X == NULL) FAIL_RELEASE
+    float *Hs = take(&bufs, o_h, N * H, 1, "H"); if (Hs == NULL) FAIL_RELEASE
+    float *packed = take(&bufs, o_p, (H + units - 1) / units * (nI + H) * n_gates * units, 0, "packed");
+    if (packed == NULL) FAIL_RELEASE
+    float *bias = take(&bufs, o_b, n_gates * H, 0, "b"); if (bias == NULL) FAIL_RELEASE
+    float *bh = NULL, *G = NULL, *state = NULL, *TC = NULL;
+    if (cell == 1) { bh = take(&bufs, o_bh, H, 0, "bh"); if (bh == NULL) FAIL_RELEASE }
+    if (train) { G = take(&bufs, o_g, N * n_gates * H, 1, "G"); if (G == NULL) FAIL_RELEASE }
+    if (cell == 2 || (cell == 1 && train)) {
+        state = take(&bufs, o_state, N * H, 1, "state"); if (state == NULL) FAIL_RELEASE
+    }
+    if (cell == 2 && train) { TC = take(&bufs, o_tc, N * H, 1, "tc"); if (TC == NULL) FAIL_RELEASE }
+#undef FAIL_RELEASE
+    Py_BEGIN_ALLOW_THREADS
+    run_steps(cell, X, Hs, packed, bias, bh, steps, n_steps, G, state, TC, nI, H);
+    Py_END_ALLOW_THREADS
+    release(&bufs);
+    PyBuffer_Release(&steps_view);
+    Py_RETURN_NONE;
+}
 #endif
 
 static PyMethodDef methods[] = {
@@ -910,12 +911,8 @@ static PyMethodDef methods[] = {
 #ifdef HAVE_PACKED
     {"step_pack", py_step_pack, METH_VARARGS,
      "Pack Wx (G H, nI) and Wh (G H, H) for the *_step kernels, in panels of U units."},
-    {"elman_step", py_elman_step, METH_VARARGS,
-     "A whole Elman step forward: products with x and h_prev, and tanh."},
-    {"gru_step", py_gru_step, METH_VARARGS,
-     "A whole GRU step forward: products with x and h_prev, and the gates."},
-    {"lstm_step", py_lstm_step, METH_VARARGS,
-     "A whole LSTM step forward: products with x and h_prev, and the gates."},
+    {"run_steps", py_run_steps, METH_VARARGS,
+     "All whole steps of one direction (cell 0 Elman, 1 GRU, 2 LSTM)."},
     {"pack_b", py_pack_b, METH_VARARGS, "Pack B (K, N), or its transpose, for gemm_packed."},
     {"gemm_packed", py_gemm_packed, METH_VARARGS, "C = [C +] A @ B with B from pack_b."},
 #endif

@@ -287,25 +287,14 @@ def weights_for_products(xp, W, transposed: bool = False):
     return W.T if transposed else W
 
 
-def forward_step(xp, cell: str, Wx, Wh):
-    """The fused forward step of `cell`, the recurrent weights in the form it
-    takes, and whether the step also does the input projection itself (then
-    it takes the step's inputs `x` and the bias `b`, and its gate buffer `g`
-    is an output, or None when not training). Packed where this CPU allows,
-    else Wh.T for numpy's matmul."""
-    if not packed_available(xp, Wh.dtype):
-        return globals()[f"{cell}_forward_c"], Wh.T, False
-    return globals()[f"{cell}_step_c"], step_pack(xp, cell, Wx, Wh), True
-
-
 # Per cell: gates, and hidden units per panel of the packed step weights
 # (one AVX-512 register holds 16 units of one gate).
 STEP_PANELS: Dict[str, Tuple[int, int]] = {"elman": (1, 64), "gru": (3, 16), "lstm": (4, 16)}
 
 
 def step_pack(xp, cell: str, Wx, Wh):
-    """[Wx | Wh] in the panel layout of `{cell}_step_c` (made once per
-    forward pass: packing costs less than one step)."""
+    """[Wx | Wh] in the panel layout of the whole-step kernels (made once
+    per forward pass: packing costs less than one step)."""
     n_gates, units = STEP_PANELS[cell]
     nH, nI = Wh.shape[1], Wx.shape[1]
     packed = xp.empty((-(-nH // units) * (nI + nH) * n_gates * units,), dtype=Wh.dtype)
@@ -315,30 +304,20 @@ def step_pack(xp, cell: str, Wx, Wh):
     return packed
 
 
-def elman_step_c(xp, g, h_prev, W_packed, h, scratch, x, b, **_) -> None:
-    """A whole Elman step in one kernel: h = tanh(x @ Wx.T + h_prev @ Wh.T + b)
-    (g is not used: backprop reads h)."""
-    _cpu_kernels.elman_step(
-        x, h_prev, W_packed, b, h, x.shape[0], h_prev.shape[0], x.shape[1], h.shape[1]
-    )
+CELL_CODES = {"elman": 0, "gru": 1, "lstm": 2}
 
 
-def gru_step_c(xp, g, h_prev, W_packed, h, scratch, rn, bh, x, b, **_) -> None:
-    """A whole GRU step in one kernel (see `lstm_step_c`); g and rn are
-    written as by `gru_forward_c` unless g is None."""
-    _cpu_kernels.gru_step(
-        x, h_prev, W_packed, b, bh, g, None if g is None else rn, h,
-        x.shape[0], h_prev.shape[0], x.shape[1], h.shape[1],
-    )
-
-
-def lstm_step_c(xp, g, h_prev, W_packed, h, scratch, c_prev, c, tc, x, b, **_) -> None:
-    """A whole LSTM step in one kernel: x @ Wx.T + h_prev @ Wh.T + b and the
-    gates, the products never leaving registers. g (the activations, as
-    `lstm_forward_c` leaves them) and tc are written unless g is None."""
-    _cpu_kernels.lstm_step(
-        x, h_prev, W_packed, b, c_prev, g, c, tc, h,
-        x.shape[0], h_prev.shape[0], x.shape[1], h.shape[1],
+def run_steps(cell: str, X, H, W_packed, b, bh, steps, G, state, tc) -> None:
+    """All steps of one direction with whole-step kernels (AVX-512): each
+    step's kernel computes x @ Wx.T + h_prev @ Wh.T + b and the gates, the
+    products never leaving registers. X (N, nI) in, H (N, nH) out; `steps`
+    from `Schedule.step_array`. `state` (N, nH) holds the LSTM cell (always)
+    or the GRU's rn (training). Training passes G (N, gates * nH), which
+    receives the gate activations as `*_forward_c` leaves them, and for the
+    LSTM tc = tanh(cell); inference passes None for both."""
+    _cpu_kernels.run_steps(
+        CELL_CODES[cell], X, H, W_packed, b, bh, steps, G, state, tc,
+        X.shape[0], X.shape[1], H.shape[1],
     )
 
 

@@ -166,6 +166,13 @@ class Schedule:
             "bwd": xp.asarray(prev_bwd.astype("i")),
         }
 
+    def step_array(self, direction: str):
+        """`steps(direction)` as an int64 numpy array (T, 4), for the C kernels."""
+        key = f"_array_{direction}"
+        if not hasattr(self, key):
+            setattr(self, key, numpy.asarray(self.steps(direction), dtype=numpy.int64).reshape(-1, 4))
+        return getattr(self, key)
+
     def steps(self, direction: str) -> List[Tuple[int, int, int, int]]:
         """(start, size, prev_start, n_prev) for each step, in reading order."""
         s, o, T = self.sizes, self.starts, self.T
@@ -322,11 +329,14 @@ def _direction_forward(
     suffix_c = "_c" if fused else ""
     step_forward = getattr(cells, f"{cell}_forward{suffix_c}")
     step_backward = getattr(cells, f"{cell}_backward{suffix_c}")
+    # Whole steps (AVX-512): each step's kernel does its input projection,
+    # recurrent product and gates, and the steps run in one C call.
+    whole_steps = fused and cells.packed_available(xp, dtype)
     if fused:
         X = xp.ascontiguousarray(X)
-        step_forward, W_rec, whole_step = cells.forward_step(xp, cell, Wx, Wh)
         G = WORKSPACE.take(xp, (N, Wh.shape[0]), dtype)
-        if not whole_step:  # else the steps project their inputs and fill G
+        W_rec = cells.step_pack(xp, cell, Wx, Wh) if whole_steps else Wh.T
+        if not whole_steps:
             cells.matmul(xp, X, cells.weights_for_products(xp, Wx, transposed=True), out=G)
             G += b
     else:
@@ -345,13 +355,18 @@ def _direction_forward(
     elif cell == "gru":
         state["rn"] = WORKSPACE.take(xp, (N, nH), dtype)
     bh = model.get_param(f"bh_{suffix}") if cell == "gru" else None
-    for start, size, p_start, n_prev in n_steps:
+    if whole_steps:
+        saved = state.get("c", state.get("rn"))
+        cells.run_steps(
+            cell, X, H, W_rec, b, bh, sched.step_array(direction), G, saved, state.get("tc")
+        )
+    for start, size, p_start, n_prev in [] if whole_steps else n_steps:
         rows = slice(start, start + size)
         prev = slice(p_start, p_start + n_prev)
         step = {key: value[rows] for key, value in state.items()}
         if cell == "lstm":
             step["c_prev"] = state["c"][prev]
-        step_forward(xp, G[rows], H[prev], W_rec, H[rows], scratch, bh=bh, x=X[rows], b=b, **step)
+        step_forward(xp, G[rows], H[prev], W_rec, H[rows], scratch, bh=bh, **step)
 
     done = []
 
@@ -415,13 +430,14 @@ def _direction_infer(
     model: Model, cell: str, suffix: str, direction: str, X: Floats2d, sched: Schedule
 ) -> Tuple[Floats2d, None]:
     """Inference-only `_direction_forward` (numpy, fused kernels): the same
-    output, but the per-step state that only backprop reads (gate activations,
-    LSTM cell and tanh(cell), GRU reset product) lives in buffers of one step,
-    and the input projection is made a block of consecutive steps at a time
-    (or by each step itself, see `cells.forward_step`). Working memory is
-    O(block + batch) rows instead of O(N) rows of 4-6 hidden widths: no page
-    faults on fresh multi-MB buffers on each call, and the block of the
-    projection is still in cache when its steps read it."""
+    output, keeping nothing for backprop. With whole-step kernels (AVX-512),
+    one C call runs all steps. Otherwise the input projection is made a block
+    of consecutive steps at a time, and the per-step state that only backprop
+    reads (gate activations, LSTM cell and tanh(cell), GRU reset product)
+    lives in buffers of one step: working memory is O(block + batch) rows
+    instead of O(N) rows of 4-6 hidden widths, no page faults on fresh
+    multi-MB buffers, and the block of the projection is still in cache when
+    its steps read it."""
     xp = numpy
     Wx = model.get_param(f"Wx_{suffix}")
     Wh = model.get_param(f"Wh_{suffix}")
@@ -430,18 +446,24 @@ def _direction_infer(
     nG, nH = Wh.shape
     X = xp.ascontiguousarray(X)
     N, dtype = X.shape[0], X.dtype
+    H = xp.empty((N, nH), dtype=dtype)
+    if cells.packed_available(xp, dtype):
+        cell_state = WORKSPACE.take(xp, (N, nH), dtype) if cell == "lstm" else None
+        W_steps = cells.step_pack(xp, cell, Wx, Wh)
+        cells.run_steps(cell, X, H, W_steps, b, bh, sched.step_array(direction), None, cell_state, None)
+        WORKSPACE.give(cell_state)
+        return H, None
     max_batch = max(sched.sizes, default=0)
     block_rows = max(INFER_BLOCK_ROWS, max_batch)
-    step_forward, W_rec, whole_step = cells.forward_step(xp, cell, Wx, Wh)
-    H = xp.empty((N, nH), dtype=dtype)
-    G = None if whole_step else xp.empty((min(N, block_rows), nG), dtype=dtype)
+    step_forward = getattr(cells, f"{cell}_forward_c")
+    G = xp.empty((min(N, block_rows), nG), dtype=dtype)
     scratch = xp.empty((max_batch, nG), dtype=dtype)
     # LSTM: the previous step's cell and this step's; the rows with a
     # previous state are the first n_prev rows of the previous step.
     cells_state = [xp.empty((max_batch, nH), dtype=dtype) for _ in range(2)]
     spare = xp.empty((max_batch, nH), dtype=dtype)
     steps = sched.steps(direction)
-    Wx_T = None if whole_step else cells.weights_for_products(xp, Wx, transposed=True)
+    Wx_T, Wh_T = Wx.T, Wh.T
     i = 0
     while i < len(steps):
         # Steps i..j-1 in reading order cover one contiguous run of rows.
@@ -450,28 +472,21 @@ def _direction_infer(
             rows += steps[j][1]
             j += 1
         lo = min(steps[i][0], steps[j - 1][0])
-        if not whole_step:
-            block = G[:rows]
-            cells.matmul(xp, X[lo : lo + rows], Wx_T, out=block)
-            block += b
+        block = G[:rows]
+        xp.matmul(X[lo : lo + rows], Wx_T, out=block)
+        block += b
         for start, size, p_start, n_prev in steps[i:j]:
-            g = None if whole_step else block[start - lo : start - lo + size]
+            g = block[start - lo : start - lo + size]
             h_prev = H[p_start : p_start + n_prev]
             h = H[start : start + size]
             if cell == "lstm":
                 c_prev, c = cells_state[0][:n_prev], cells_state[1][:size]
-                step_forward(
-                    xp, g, h_prev, W_rec, h, scratch, c_prev=c_prev, c=c, tc=spare[:size],
-                    x=X[start : start + size], b=b,
-                )
+                step_forward(xp, g, h_prev, Wh_T, h, scratch, c_prev=c_prev, c=c, tc=spare[:size])
                 cells_state.reverse()
             elif cell == "gru":
-                step_forward(
-                    xp, g, h_prev, W_rec, h, scratch, rn=spare[:size], bh=bh,
-                    x=X[start : start + size], b=b,
-                )
+                step_forward(xp, g, h_prev, Wh_T, h, scratch, rn=spare[:size], bh=bh)
             else:
-                step_forward(xp, g, h_prev, W_rec, h, scratch, x=X[start : start + size], b=b)
+                step_forward(xp, g, h_prev, Wh_T, h, scratch)
         i = j
     return H, None
 
