@@ -331,6 +331,7 @@ def layer_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
         "thinc": thinc.__version__,
         "numpy": numpy.__version__,
         "ours_c_kernels": _ours_kernels(numpy),
+        "ours_whole_steps": _ours_whole_steps(numpy),
         "ours_parallel_directions": _ours_parallel_directions(),
         "warmup": warmup,
         "repeats": repeats,
@@ -359,7 +360,15 @@ def _ours_parallel_directions() -> bool:
         from spacy_rnn_ner.layers import rnn
     except ImportError:
         return False
-    return bool(getattr(rnn, "PARALLEL_DIRECTIONS", False) and rnn.blas_limiter() is not None)
+    if not getattr(rnn, "PARALLEL_DIRECTIONS", False):
+        return False
+    if hasattr(rnn, "_blas_allows_threads"):
+        return bool(rnn._blas_allows_threads())
+    limiter = rnn.blas_limiter()  # older versions: creating it sets the limit
+    if limiter is None:
+        return False
+    with limiter:
+        return True
 
 
 def _ours_kernels(numpy) -> bool:
@@ -369,6 +378,14 @@ def _ours_kernels(numpy) -> bool:
     if hasattr(cells, "kernels_available"):
         return bool(cells.kernels_available(numpy, numpy.float32))
     return "spacy_rnn_ner.layers._cpu_kernels" in sys.modules
+
+
+def _ours_whole_steps(numpy) -> bool:
+    """Whether our layer ran its AVX-512 kernels (whole steps forward, packed
+    products in backprop), else numpy's matmul with the C gate kernels."""
+    from spacy_rnn_ner.layers import cells
+
+    return bool(getattr(cells, "packed_available", lambda *a: False)(numpy, numpy.float32))
 
 
 def _thinc_runners(model, Xp, new_dY) -> Dict[str, Tuple[Callable, Callable]]:
@@ -932,8 +949,14 @@ def render_layer(layer: Dict[str, Any], blis_threading: Optional[bool]) -> List[
         + ("; its BLIS is built without threading, so it runs on one thread. "
            if blis_threading is False else ". ")
         + "Ours ran with "
-        + ("its fused C gate kernels (`_cpu_kernels`)." if first.get("ours_c_kernels")
-           else "its numpy ufunc gate code (C kernels not built).")
+        + (
+            "its AVX-512 kernels (`_cpu_kernels`: each step's products and gates in one "
+            "kernel, the products of backprop with packed weights)."
+            if first.get("ours_whole_steps")
+            else "its fused C gate kernels (`_cpu_kernels`) and numpy's matmul."
+            if first.get("ours_c_kernels")
+            else "its numpy ufunc gate code (C kernels not built)."
+        )
         + " Bidirectional layers ran their two directions on two threads (BLAS held to one "
         "thread each) at thread counts: "
         + (", ".join(str(w["threads"]) for w in workers if w.get("ours_parallel_directions")) or "none")

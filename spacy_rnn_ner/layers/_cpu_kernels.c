@@ -1,11 +1,19 @@
-/* Fused gate arithmetic of one RNN time step, float32, for the CPU.
+/* RNN kernels for the CPU, float32.
  *
- * The matrix products stay in numpy (OpenBLAS); these kernels replace the
- * dozen numpy passes per step of `cells.py` with one pass over the step's
- * rows. Buffers are C-contiguous float32, taken through the buffer protocol;
- * the layouts are those of `cells.py`. Transcendentals use a branch-free exp
- * so that the compiler vectorises the inner loops (with -fno-trapping-math); `target_clones` builds
- * AVX-512, AVX2 and baseline versions and picks one at load time.
+ * Gate kernels (*_fwd, *_bwd): the gate arithmetic of one time step, in one
+ * pass over the step's rows instead of the dozen numpy passes of `cells.py`,
+ * next to numpy's matmul. Transcendentals use a branch-free exp so that the
+ * compiler vectorises the inner loops (with -fno-trapping-math);
+ * `target_clones` builds AVX-512, AVX2 and baseline versions and picks one
+ * at load time.
+ *
+ * AVX-512 kernels (HAS_PACKED, below): whole steps forward (products and
+ * gates in one kernel, all steps of a direction in one call) and a small
+ * matrix product with packed weights for backprop; compiled for AVX-512F
+ * only, used only where the CPU has it.
+ *
+ * Buffers are C-contiguous float32, taken through the buffer protocol and
+ * checked for size; the layouts are those of `cells.py`.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -259,6 +267,11 @@ AVX512 INLINE __m512 tanh16(__m512 x) {
     return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(y), s));
 }
 
+/* Lanes of a register that hold one of `left` remaining columns or units. */
+static inline __mmask16 lanes(Py_ssize_t left) {
+    return left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? 0 : (__mmask16)((1u << left) - 1u);
+}
+
 /* W = [Wx | Wh] (G H, nI + H), the weights of one step of a cell with G
  * gates, in panels of U hidden units x G gates: packed[(u * K + k) * G U +
  * q U + l] = W[q H + U u + l, k], K = nI + H, zero for units U u + l >= H.
@@ -280,14 +293,14 @@ static void step_pack(const float *restrict Wx, const float *restrict Wh, float 
         }
 }
 
-/* acc[r][q] += sum_k a[r * K + k] * panel[k * 64 + 16 q ...], rows r < mr */
-#define TILE_PRODUCT(acc, a, K, panel)                                              \
+/* acc[r][q] += sum_k a[r * lda + k] * panel[k * 64 + 16 q ...], rows r < mr */
+#define TILE_PRODUCT(acc, a, lda, K, panel)                                         \
     for (Py_ssize_t k = 0; k < (K); k++) {                                          \
         const float *bk = (panel) + k * 64;                                         \
         __m512 b0 = _mm512_loadu_ps(bk), b1 = _mm512_loadu_ps(bk + 16);             \
         __m512 b2 = _mm512_loadu_ps(bk + 32), b3 = _mm512_loadu_ps(bk + 48);        \
         for (int r = 0; r < mr; r++) {                                              \
-            __m512 ar = _mm512_set1_ps((a)[r * (K) + k]);                           \
+            __m512 ar = _mm512_set1_ps((a)[r * (lda) + k]);                         \
             acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);                         \
             acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);                         \
             acc[r][2] = _mm512_fmadd_ps(ar, b2, acc[r][2]);                         \
@@ -302,7 +315,7 @@ AVX512 INLINE void lstm_tile(int mr, int has_prev, const float *restrict x,
                              const float *restrict bias, const float *restrict c_prev,
                              float *restrict g, float *restrict c, float *restrict tc,
                              float *restrict h, Py_ssize_t r0, Py_ssize_t u, __mmask16 m,
-                             Py_ssize_t nI, Py_ssize_t H) {
+                             Py_ssize_t nI, Py_ssize_t H, Py_ssize_t ld) {
     Py_ssize_t j = 16 * u;
     __m512 acc[MR][4];
     for (int q = 0; q < 4; q++) {
@@ -310,11 +323,11 @@ AVX512 INLINE void lstm_tile(int mr, int has_prev, const float *restrict x,
         for (int r = 0; r < mr; r++) acc[r][q] = bq;
     }
     const float *xa = x + r0 * nI;
-    TILE_PRODUCT(acc, xa, nI, panel)
+    TILE_PRODUCT(acc, xa, nI, nI, panel)
     if (has_prev) {
-        const float *ha = h_prev + r0 * H;
+        const float *ha = h_prev + r0 * ld;
         const float *ph = panel + nI * 64;
-        TILE_PRODUCT(acc, ha, H, ph)
+        TILE_PRODUCT(acc, ha, ld, H, ph)
     }
     for (int r = 0; r < mr; r++) {
         Py_ssize_t row = r0 + r;
@@ -332,82 +345,71 @@ AVX512 INLINE void lstm_tile(int mr, int has_prev, const float *restrict x,
             _mm512_mask_storeu_ps(tc + row * H + j, m, t);
         }
         _mm512_mask_storeu_ps(c + row * H + j, m, cc);
-        _mm512_mask_storeu_ps(h + row * H + j, m, _mm512_mul_ps(o, t));
+        _mm512_mask_storeu_ps(h + row * ld + j, m, _mm512_mul_ps(o, t));
     }
 }
 
 /* C (M, N) = [C +] A (M, K) @ B (K, N), B packed by pack_b into panels of 64
  * columns: packed[(v * K + k) * 64 + l] = B[k, 64 v + l], zero past N.
  * A and C are C-contiguous with K and N columns. */
-static void pack_b(const float *restrict B, float *restrict packed, Py_ssize_t K, Py_ssize_t N,
-                   int transposed) {
-    /* transposed: B is given as its transpose, an (N, K) array */
-    Py_ssize_t n_panels = (N + 63) / 64;
-    for (Py_ssize_t v = 0; v < n_panels; v++)
+static void pack_b(const float *restrict B, float *restrict packed, Py_ssize_t K, Py_ssize_t N) {
+    for (Py_ssize_t v = 0; v * 64 < N; v++)
         for (Py_ssize_t k = 0; k < K; k++) {
             float *dst = packed + (v * K + k) * 64;
             for (Py_ssize_t l = 0; l < 64; l++) {
                 Py_ssize_t col = 64 * v + l;
-                dst[l] = col >= N ? 0.0f : transposed ? B[col * K + k] : B[k * N + col];
+                dst[l] = col < N ? B[k * N + col] : 0.0f;
             }
         }
 }
 
-/* C[r, col + c] (+)= sum_k A(r, k) B[k, col + c] for rows r < mr and the
- * first 16 nq columns from col; A(r, k) = A[r * a_row + k * a_k] (so A may
- * be given transposed), B's row k starts at B + k * ldb (a packed panel:
- * ldb = 64). Columns at or past N are neither read nor written (`tail`: the
- * last 16 columns of the tile are not all below N). */
-AVX512 INLINE void gemm_tile(int mr, int nq, int tail, const float *restrict A, Py_ssize_t a_row,
-                             Py_ssize_t a_k, const float *restrict B, Py_ssize_t ldb,
-                             float *restrict C, Py_ssize_t ldc, Py_ssize_t K, Py_ssize_t N,
-                             Py_ssize_t col, int accumulate) {
+/* C[r, col + c] (+)= sum_k A[r, k] panel[k, c] for rows r < mr and the first
+ * 16 nq columns from col. Columns at or past N are neither read nor written
+ * (`tail`: the last 16 columns of the tile are not all below N). */
+AVX512 INLINE void gemm_tile(int mr, int nq, int tail, const float *restrict A,
+                             const float *restrict panel, float *restrict C, Py_ssize_t K,
+                             Py_ssize_t N, Py_ssize_t col, int accumulate) {
     __mmask16 m[4];
-    for (int q = 0; q < nq; q++) {
-        Py_ssize_t left = N - col - 16 * q;
-        m[q] = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
-    }
+    for (int q = 0; q < nq; q++) m[q] = lanes(N - col - 16 * q);
     __m512 acc[MR][4];
     for (int r = 0; r < mr; r++)
         for (int q = 0; q < nq; q++) acc[r][q] = _mm512_setzero_ps();
     for (Py_ssize_t k = 0; k < K; k++) {
-        const float *bk = B + k * ldb;
+        const float *bk = panel + k * 64;
         __m512 bq[4];
         for (int q = 0; q < nq; q++)
             bq[q] = tail && q == nq - 1 ? _mm512_maskz_loadu_ps(m[q], bk + 16 * q)
                                         : _mm512_loadu_ps(bk + 16 * q);
         for (int r = 0; r < mr; r++) {
-            __m512 ar = _mm512_set1_ps(A[r * a_row + k * a_k]);
+            __m512 ar = _mm512_set1_ps(A[r * K + k]);
             for (int q = 0; q < nq; q++) acc[r][q] = _mm512_fmadd_ps(ar, bq[q], acc[r][q]);
         }
     }
     for (int q = 0; q < nq; q++)
         for (int r = 0; r < mr; r++) {
-            float *c = C + r * ldc + col + 16 * q;
+            float *c = C + r * N + col + 16 * q;
             __m512 v = acc[r][q];
             if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m[q], c));
             _mm512_mask_storeu_ps(c, m[q], v);
         }
 }
 
-/* Tiles for rows [0, M) and columns [col, col + 64) (fewer at the end of
- * C): the tile sizes become constants, so acc stays in registers. The tile
- * of rows r0 .. r0 + MR - 1 reads A from A + (r0 / MR) * a_tile. */
-AVX512 INLINE void gemm_panel(const float *restrict A, Py_ssize_t a_tile, Py_ssize_t a_row,
-                              Py_ssize_t a_k, const float *restrict B, Py_ssize_t ldb,
+/* Tiles for rows [0, M) and the columns [col, col + 64) of C (fewer at its
+ * end): the tile sizes become constants, so acc stays in registers. */
+AVX512 INLINE void gemm_panel(const float *restrict A, const float *restrict panel,
                               float *restrict C, Py_ssize_t M, Py_ssize_t K, Py_ssize_t N,
                               Py_ssize_t col, int accumulate) {
     Py_ssize_t width = N - col < 64 ? N - col : 64;
     int nq = (int)((width + 15) / 16), tail = width % 16 != 0;
     for (Py_ssize_t r0 = 0; r0 < M; r0 += MR) {
         int mr = M - r0 < MR ? (int)(M - r0) : MR;
-        const float *a = A + (r0 / MR) * a_tile;
+        const float *a = A + r0 * K;
         float *c = C + r0 * N;
-#define CASE(MRV, NQV)                                                                       \
-    case MRV * 16 + NQV * 2:                                                                 \
-        gemm_tile(MRV, NQV, 0, a, a_row, a_k, B, ldb, c, N, K, N, col, accumulate); break; \
-    case MRV * 16 + NQV * 2 + 1:                                                             \
-        gemm_tile(MRV, NQV, 1, a, a_row, a_k, B, ldb, c, N, K, N, col, accumulate); break;
+#define CASE(MRV, NQV)                                                              \
+    case MRV * 16 + NQV * 2:                                                        \
+        gemm_tile(MRV, NQV, 0, a, panel, c, K, N, col, accumulate); break;          \
+    case MRV * 16 + NQV * 2 + 1:                                                    \
+        gemm_tile(MRV, NQV, 1, a, panel, c, K, N, col, accumulate); break;
 #define CASES(MRV) CASE(MRV, 1) CASE(MRV, 2) CASE(MRV, 3) CASE(MRV, 4)
         switch (mr * 16 + nq * 2 + tail) {
             CASES(1) CASES(2) CASES(3) CASES(4) CASES(5) CASES(6)
@@ -423,7 +425,7 @@ AVX512 static void gemm_packed(const float *restrict A, const float *restrict pa
                                float *restrict C, Py_ssize_t M, Py_ssize_t K, Py_ssize_t N,
                                int accumulate) {
     for (Py_ssize_t v = 0; v * 64 < N; v++)
-        gemm_panel(A, MR * K, K, 1, packed + v * K * 64, 64, C, M, K, N, 64 * v, accumulate);
+        gemm_panel(A, packed + v * K * 64, C, M, K, N, 64 * v, accumulate);
 }
 
 /* TILE(rows) for the row tiles from r0 up to end: MR rows at a time, then
@@ -439,10 +441,6 @@ AVX512 static void gemm_packed(const float *restrict A, const float *restrict pa
         default: break;                            \
     }
 
-static inline __mmask16 lanes(Py_ssize_t left) {
-    return left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? 0 : (__mmask16)((1u << left) - 1u);
-}
-
 /* GRU rows r0 .. r0 + mr - 1, units 16 u .. 16 u + 15. The panel rows hold
  * [r, z, n] of Wx, then of Wh; the n gate keeps the x and the h products
  * apart (acc[r][2] and acc[r][3]): n = tanh(x_n + r * (h Wh_n + bh)). */
@@ -451,7 +449,7 @@ AVX512 INLINE void gru_tile(int mr, int has_prev, const float *restrict x,
                             const float *restrict bias, const float *restrict bh,
                             float *restrict g, float *restrict rn, float *restrict h,
                             Py_ssize_t r0, Py_ssize_t u, __mmask16 m, Py_ssize_t nI,
-                            Py_ssize_t H) {
+                            Py_ssize_t H, Py_ssize_t ld) {
     Py_ssize_t j = 16 * u;
     __m512 acc[MR][4];
     for (int q = 0; q < 4; q++) {
@@ -469,13 +467,13 @@ AVX512 INLINE void gru_tile(int mr, int has_prev, const float *restrict x,
             acc[r][2] = _mm512_fmadd_ps(ar, b2, acc[r][2]);
         }
     }
-    const float *ha = h_prev + r0 * H;
+    const float *ha = h_prev + r0 * ld;
     if (has_prev)
         for (Py_ssize_t k = 0; k < H; k++) {
             const float *bk = panel + (nI + k) * 48;
             __m512 b0 = _mm512_loadu_ps(bk), b1 = _mm512_loadu_ps(bk + 16), b2 = _mm512_loadu_ps(bk + 32);
             for (int r = 0; r < mr; r++) {
-                __m512 ar = _mm512_set1_ps(ha[r * H + k]);
+                __m512 ar = _mm512_set1_ps(ha[r * ld + k]);
                 acc[r][0] = _mm512_fmadd_ps(ar, b0, acc[r][0]);
                 acc[r][1] = _mm512_fmadd_ps(ar, b1, acc[r][1]);
                 acc[r][3] = _mm512_fmadd_ps(ar, b2, acc[r][3]);
@@ -486,7 +484,7 @@ AVX512 INLINE void gru_tile(int mr, int has_prev, const float *restrict x,
         __m512 rg = sigmoid16(acc[r][0]), zg = sigmoid16(acc[r][1]);
         __m512 nn = tanh16(_mm512_fmadd_ps(rg, acc[r][3], acc[r][2]));
         /* h = n + z (h_prev - n), h_prev = 0 without a previous state */
-        __m512 hp = has_prev ? _mm512_maskz_loadu_ps(m, ha + r * H + j) : _mm512_setzero_ps();
+        __m512 hp = has_prev ? _mm512_maskz_loadu_ps(m, ha + r * ld + j) : _mm512_setzero_ps();
         __m512 hv = _mm512_fmadd_ps(zg, _mm512_sub_ps(hp, nn), nn);
         if (g != NULL) {
             float *gr = g + row * 3 * H + j;
@@ -495,7 +493,7 @@ AVX512 INLINE void gru_tile(int mr, int has_prev, const float *restrict x,
             _mm512_mask_storeu_ps(gr + 2 * H, m, nn);
             _mm512_mask_storeu_ps(rn + row * H + j, m, acc[r][3]);
         }
-        _mm512_mask_storeu_ps(h + row * H + j, m, hv);
+        _mm512_mask_storeu_ps(h + row * ld + j, m, hv);
     }
 }
 
@@ -506,13 +504,13 @@ AVX512 static void gru_step(const float *restrict x, const float *restrict h_pre
                             const float *restrict packed, const float *restrict bias,
                             const float *restrict bh, float *restrict g, float *restrict rn,
                             float *restrict h, Py_ssize_t n, Py_ssize_t n_prev, Py_ssize_t nI,
-                            Py_ssize_t H) {
+                            Py_ssize_t H, Py_ssize_t ld) {
     for (Py_ssize_t u = 0; u * 16 < H; u++) {
         __mmask16 m = lanes(H - 16 * u);
         const float *panel = packed + u * (nI + H) * 48;
         for (int has_prev = 1; has_prev >= 0; has_prev--) {
             Py_ssize_t r0 = has_prev ? 0 : n_prev, end = has_prev ? n_prev : n;
-#define TILE(rows) gru_tile(rows, has_prev, x, h_prev, panel, bias, bh, g, rn, h, r0, u, m, nI, H)
+#define TILE(rows) gru_tile(rows, has_prev, x, h_prev, panel, bias, bh, g, rn, h, r0, u, m, nI, H, ld)
             ROW_TILES(r0, end, TILE)
 #undef TILE
         }
@@ -523,7 +521,7 @@ AVX512 static void gru_step(const float *restrict x, const float *restrict h_pre
 AVX512 INLINE void elman_tile(int mr, int has_prev, const float *restrict x,
                               const float *restrict h_prev, const float *restrict panel,
                               const float *restrict bias, float *restrict h, Py_ssize_t r0,
-                              Py_ssize_t u, Py_ssize_t nI, Py_ssize_t H) {
+                              Py_ssize_t u, Py_ssize_t nI, Py_ssize_t H, Py_ssize_t ld) {
     Py_ssize_t j = 64 * u;
     __mmask16 m[4];
     __m512 acc[MR][4];
@@ -533,15 +531,15 @@ AVX512 INLINE void elman_tile(int mr, int has_prev, const float *restrict x,
         for (int r = 0; r < mr; r++) acc[r][q] = bq;
     }
     const float *xa = x + r0 * nI;
-    TILE_PRODUCT(acc, xa, nI, panel)
+    TILE_PRODUCT(acc, xa, nI, nI, panel)
     if (has_prev) {
-        const float *ha = h_prev + r0 * H;
+        const float *ha = h_prev + r0 * ld;
         const float *ph = panel + nI * 64;
-        TILE_PRODUCT(acc, ha, H, ph)
+        TILE_PRODUCT(acc, ha, ld, H, ph)
     }
     for (int r = 0; r < mr; r++)
         for (int q = 0; q < 4; q++)
-            _mm512_mask_storeu_ps(h + (r0 + r) * H + j + 16 * q, m[q], tanh16(acc[r][q]));
+            _mm512_mask_storeu_ps(h + (r0 + r) * ld + j + 16 * q, m[q], tanh16(acc[r][q]));
 }
 
 /* One whole Elman step: h = tanh(x Wx.T + h_prev Wh.T + b) for n rows (the
@@ -549,12 +547,12 @@ AVX512 INLINE void elman_tile(int mr, int has_prev, const float *restrict x,
 AVX512 static void elman_step(const float *restrict x, const float *restrict h_prev,
                               const float *restrict packed, const float *restrict bias,
                               float *restrict h, Py_ssize_t n, Py_ssize_t n_prev, Py_ssize_t nI,
-                              Py_ssize_t H) {
+                              Py_ssize_t H, Py_ssize_t ld) {
     for (Py_ssize_t u = 0; u * 64 < H; u++) {
         const float *panel = packed + u * (nI + H) * 64;
         for (int has_prev = 1; has_prev >= 0; has_prev--) {
             Py_ssize_t r0 = has_prev ? 0 : n_prev, end = has_prev ? n_prev : n;
-#define TILE(rows) elman_tile(rows, has_prev, x, h_prev, panel, bias, h, r0, u, nI, H)
+#define TILE(rows) elman_tile(rows, has_prev, x, h_prev, panel, bias, h, r0, u, nI, H, ld)
             ROW_TILES(r0, end, TILE)
 #undef TILE
         }
@@ -569,14 +567,14 @@ AVX512 static void lstm_step(const float *restrict x, const float *restrict h_pr
                              const float *restrict packed, const float *restrict bias,
                              const float *restrict c_prev, float *restrict g, float *restrict c,
                              float *restrict tc, float *restrict h, Py_ssize_t n,
-                             Py_ssize_t n_prev, Py_ssize_t nI, Py_ssize_t H) {
+                             Py_ssize_t n_prev, Py_ssize_t nI, Py_ssize_t H, Py_ssize_t ld) {
     for (Py_ssize_t u = 0; u * 16 < H; u++) {
         __mmask16 m = lanes(H - 16 * u);
         const float *panel = packed + u * (nI + H) * 64;
         /* rows with a previous state first, then the others */
         for (int has_prev = 1; has_prev >= 0; has_prev--) {
             Py_ssize_t r0 = has_prev ? 0 : n_prev, end = has_prev ? n_prev : n;
-#define TILE(rows) lstm_tile(rows, has_prev, x, h_prev, panel, bias, c_prev, g, c, tc, h, r0, u, m, nI, H)
+#define TILE(rows) lstm_tile(rows, has_prev, x, h_prev, panel, bias, c_prev, g, c, tc, h, r0, u, m, nI, H, ld)
             ROW_TILES(r0, end, TILE)
 #undef TILE
         }
@@ -587,29 +585,30 @@ AVX512 static void lstm_step(const float *restrict x, const float *restrict h_pr
 #ifdef HAVE_PACKED
 /* All steps of one direction: steps[s] = (start, size, prev_start, n_prev)
  * in reading order (rows of the packed, time-major batch; see rnn.py). The
- * buffers hold all N rows: X (N, nI), Hs (N, H), state (N, H): the LSTM
+ * buffers hold all N rows: X (N, nI), Hs (N, H) with rows ld floats apart
+ * (a column block of the layer's output), state (N, H): the LSTM
  * cell or the GRU's rn; G (N, gates H) and TC (N, H) only when training
  * (else NULL). `packed` from step_pack. */
 AVX512 static void run_steps(int cell, const float *restrict X, float *restrict Hs,
                              const float *restrict packed, const float *restrict bias,
                              const float *restrict bh, const int64_t *restrict steps,
                              Py_ssize_t n_steps, float *restrict G, float *restrict state,
-                             float *restrict TC, Py_ssize_t nI, Py_ssize_t H) {
+                             float *restrict TC, Py_ssize_t nI, Py_ssize_t H, Py_ssize_t ld) {
     int n_gates = cell == 2 ? 4 : cell == 1 ? 3 : 1;
     for (Py_ssize_t s = 0; s < n_steps; s++) {
         Py_ssize_t start = steps[4 * s], size = steps[4 * s + 1];
         Py_ssize_t p_start = steps[4 * s + 2], n_prev = steps[4 * s + 3];
-        const float *x = X + start * nI, *h_prev = Hs + p_start * H;
-        float *h = Hs + start * H;
+        const float *x = X + start * nI, *h_prev = Hs + p_start * ld;
+        float *h = Hs + start * ld;
         float *g = G != NULL ? G + start * n_gates * H : NULL;
         if (cell == 2)
             lstm_step(x, h_prev, packed, bias, state + p_start * H, g, state + start * H,
-                      TC != NULL ? TC + start * H : NULL, h, size, n_prev, nI, H);
+                      TC != NULL ? TC + start * H : NULL, h, size, n_prev, nI, H, ld);
         else if (cell == 1)
             gru_step(x, h_prev, packed, bias, bh, g, g != NULL ? state + start * H : NULL, h,
-                     size, n_prev, nI, H);
+                     size, n_prev, nI, H, ld);
         else
-            elman_step(x, h_prev, packed, bias, h, size, n_prev, nI, H);
+            elman_step(x, h_prev, packed, bias, h, size, n_prev, nI, H, ld);
     }
 }
 #endif
@@ -807,8 +806,7 @@ static PyObject *py_step_pack(PyObject *self, PyObject *args) {
 static PyObject *py_pack_b(PyObject *self, PyObject *args) {
     PyObject *o_b, *o_p;
     Py_ssize_t K, N;
-    int transposed;
-    if (!PyArg_ParseTuple(args, "OOnnp", &o_b, &o_p, &K, &N, &transposed)) return NULL;
+    if (!PyArg_ParseTuple(args, "OOnn", &o_b, &o_p, &K, &N)) return NULL;
     if (K < 0 || N < 0) {
         PyErr_SetString(PyExc_ValueError, "invalid sizes");
         return NULL;
@@ -816,7 +814,7 @@ static PyObject *py_pack_b(PyObject *self, PyObject *args) {
     Buffers bufs = {.count = 0};
     TAKE(B, o_b, K * N, 0);
     TAKE(packed, o_p, (N + 63) / 64 * K * 64, 1);
-    pack_b(B, packed, K, N, transposed);
+    pack_b(B, packed, K, N);
     release(&bufs);
     Py_RETURN_NONE;
 }
@@ -880,7 +878,18 @@ static PyObject *py_run_steps(PyObject *self, PyObject *args) {
     Buffers bufs = {.count = 0};
 #define FAIL_RELEASE { release(&bufs); PyBuffer_Release(&steps_view); return NULL; }
     float *X = take(&bufs, o_x, N * nI, 0, "X"); if (X == NULL) FAIL_RELEASE
-    float *Hs = take(&bufs, o_h, N * H, 1, "H"); if (Hs == NULL) FAIL_RELEASE
+    /* H may be a column block of a wider C-contiguous array: rows ld apart */
+    Py_buffer *hv = &bufs.views[bufs.count];
+    if (PyObject_GetBuffer(o_h, hv, PyBUF_STRIDES | PyBUF_FORMAT | PyBUF_WRITABLE) != 0) FAIL_RELEASE
+    bufs.count++;
+    if (hv->itemsize != 4 || hv->format == NULL || strcmp(hv->format, "f") != 0 || hv->ndim != 2 ||
+        hv->shape[0] != N || hv->shape[1] != H || hv->strides[1] != 4 || hv->strides[0] % 4 != 0 ||
+        hv->strides[0] < 4 * H) {
+        PyErr_Format(PyExc_ValueError, "H must be float32 (N, H) = (%zd, %zd) with contiguous rows", N, H);
+        FAIL_RELEASE
+    }
+    float *Hs = (float *)hv->buf;
+    Py_ssize_t ld = hv->strides[0] / 4;
     float *packed = take(&bufs, o_p, (H + units - 1) / units * (nI + H) * n_gates * units, 0, "packed");
     if (packed == NULL) FAIL_RELEASE
     float *bias = take(&bufs, o_b, n_gates * H, 0, "b"); if (bias == NULL) FAIL_RELEASE
@@ -893,7 +902,7 @@ static PyObject *py_run_steps(PyObject *self, PyObject *args) {
     if (cell == 2 && train) { TC = take(&bufs, o_tc, N * H, 1, "tc"); if (TC == NULL) FAIL_RELEASE }
 #undef FAIL_RELEASE
     Py_BEGIN_ALLOW_THREADS
-    run_steps(cell, X, Hs, packed, bias, bh, steps, n_steps, G, state, TC, nI, H);
+    run_steps(cell, X, Hs, packed, bias, bh, steps, n_steps, G, state, TC, nI, H, ld);
     Py_END_ALLOW_THREADS
     release(&bufs);
     PyBuffer_Release(&steps_view);
@@ -913,7 +922,7 @@ static PyMethodDef methods[] = {
      "Pack Wx (G H, nI) and Wh (G H, H) for the *_step kernels, in panels of U units."},
     {"run_steps", py_run_steps, METH_VARARGS,
      "All whole steps of one direction (cell 0 Elman, 1 GRU, 2 LSTM)."},
-    {"pack_b", py_pack_b, METH_VARARGS, "Pack B (K, N), or its transpose, for gemm_packed."},
+    {"pack_b", py_pack_b, METH_VARARGS, "Pack B (K, N) for gemm_packed."},
     {"gemm_packed", py_gemm_packed, METH_VARARGS, "C = [C +] A @ B with B from pack_b."},
 #endif
     {NULL, NULL, 0, NULL},

@@ -233,6 +233,8 @@ def lstm_backward(
 # --- Fused C kernels (numpy, float32) ---------------------------------------
 # Same buffers and layouts as above, but the gates of a step are computed in
 # one pass by `_cpu_kernels.c`, with unscaled weights (no tanh trick needed).
+# On CPUs with AVX-512F the kernels also make the products (`run_steps`,
+# `PackedMatrix`), beating numpy's matmul on the small per-step products.
 
 try:
     from . import _cpu_kernels
@@ -266,25 +268,22 @@ class PackedMatrix:
     whose products with small batches of rows beat numpy's matmul (which
     repacks B on every call). Pack once per pass, use for every step."""
 
-    def __init__(self, xp, B, transposed: bool = False):
-        """B (K, N), or with `transposed` its transpose (N, K), C-contiguous."""
+    def __init__(self, xp, B):
         B = xp.ascontiguousarray(B)
-        self.K, self.N = B.shape[::-1] if transposed else B.shape
+        self.K, self.N = B.shape
         self.data = xp.empty(((self.N + 63) // 64 * self.K * 64,), dtype=B.dtype)
-        _cpu_kernels.pack_b(B, self.data, self.K, self.N, transposed)
+        _cpu_kernels.pack_b(B, self.data, self.K, self.N)
 
     def matmul(self, A, out, accumulate: bool) -> None:
         """out = A @ B, or out += A @ B; A (M, K) and out (M, N) C-contiguous."""
         _cpu_kernels.gemm_packed(A, self.data, out, A.shape[0], self.K, self.N, accumulate)
 
 
-def weights_for_products(xp, W, transposed: bool = False):
-    """W, or W.T, for `matmul`: a `PackedMatrix` where this CPU allows (its
-    products beat numpy's by 5-15% on the layer's large ones too, packing
-    included), else the array."""
-    if packed_available(xp, W.dtype):
-        return PackedMatrix(xp, W, transposed=transposed)
-    return W.T if transposed else W
+def weights_for_products(xp, W):
+    """W for `matmul`: a `PackedMatrix` where this CPU allows (its products
+    beat numpy's by 5-15% on the layer's large ones too, packing included),
+    else the array."""
+    return PackedMatrix(xp, W) if packed_available(xp, W.dtype) else W
 
 
 # Per cell: gates, and hidden units per panel of the packed step weights

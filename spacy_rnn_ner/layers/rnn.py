@@ -5,10 +5,21 @@ Inside the layer the batch is kept *packed in time-major order*: the rows of
 step t are the `size_at_t[t]` active sequences, stored contiguously. Because
 `Padded` sorts sequences by decreasing length, the rows of step t that have a
 previous state are always the first ones, so every recurrent product is one
-matmul over a contiguous block, and no work is spent on padding. Per layer and
-direction, the input projection of all steps is a single matmul (in
-inference on numpy, one per block of steps: see `_direction_infer`).
+matmul over a contiguous block, and no work is spent on padding.
+
+How a layer runs one direction depends on the arrays and the machine:
+- numpy float32 on a CPU with AVX-512F (`cells.packed_available`): one C call
+  runs all steps (`cells.run_steps`); each step's kernel makes the input and
+  recurrent products and applies the gates while the products are still in
+  registers. Backprop's per-step and input products use weights packed once
+  per pass (`cells.PackedMatrix`).
+- numpy float32 elsewhere: the input projection of all steps is one matmul
+  (in inference one per block of steps: see `_direction_infer`), then per
+  step one numpy matmul and a fused C gate kernel.
+- cupy or other dtypes: the same steps with `xp` ufuncs (`cells.py`).
+The large buffers of a training pass come from `workspace.WORKSPACE`.
 """
+import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Dict, List, Optional, Tuple
@@ -201,17 +212,23 @@ def forward(model: Model[InT, OutT], Xp: InT, is_train: bool) -> Tuple[OutT, Cal
     # Inference on numpy with the C kernels keeps nothing for a backward pass.
     infer = not is_train and cells.kernels_available(xp, X.dtype)
     run_direction = _direction_infer if infer else _direction_forward
+    nH = nO // n_dirs
     backprops = []
     for layer in range(depth):
+        # Each direction writes its output into its column block of Y.
+        Y = xp.empty((X.shape[0], nO), dtype=X.dtype)
         jobs = [
-            (lambda d=direction, X=X: run_direction(model, cell, f"{layer}_{d}", d, X, sched))
-            for direction in DIRECTIONS[:n_dirs]
+            (
+                lambda d=direction, X=X, out=Y[:, i * nH : (i + 1) * nH]: run_direction(
+                    model, cell, f"{layer}_{d}", d, X, sched, out
+                )
+            )
+            for i, direction in enumerate(DIRECTIONS[:n_dirs])
         ]
-        outputs = []
-        for H, bp in _run_directions(xp, jobs):
-            outputs.append(H)
-            backprops.append(bp)
-        X = outputs[0] if n_dirs == 1 else xp.concatenate(outputs, axis=1)
+        # Inference with whole steps makes no BLAS call: no BLAS limit needed.
+        no_blas = infer and cells.packed_available(xp, X.dtype)
+        backprops.extend(bp for _, bp in _run_directions(xp, jobs, uses_blas=not no_blas))
+        X = Y
         mask = None
         if rate > 0.0:
             mask = ops.get_dropout_mask(X.shape, rate)
@@ -263,18 +280,18 @@ PARALLEL_DIRECTIONS = True
 _pool: Optional[Tuple[int, ThreadPoolExecutor]] = None
 
 
-def _run_directions(xp, jobs: List[Callable]) -> List:
+def _run_directions(xp, jobs: List[Callable], uses_blas: bool = True) -> List:
     """Run the zero-argument `jobs` (one per direction), in parallel when
-    worthwhile; results in the order of `jobs`."""
+    worthwhile; results in the order of `jobs`. `uses_blas`: whether the jobs
+    call BLAS (then held to one thread while they run)."""
     global _pool
     if len(jobs) != 2 or not PARALLEL_DIRECTIONS or xp is not numpy:
         return [job() for job in jobs]
-    limiter = blas_limiter()
-    if limiter is None:
+    if not _blas_allows_threads():
         return [job() for job in jobs]
     if _pool is None or _pool[0] != os.getpid():
         _pool = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnn-direction"))
-    with limiter:
+    with blas_limiter() if uses_blas else contextlib.nullcontext():
         future = _pool[1].submit(jobs[1])
         try:
             first = jobs[0]()
@@ -287,10 +304,9 @@ def _run_directions(xp, jobs: List[Callable]) -> List:
 _controller = None
 
 
-def blas_limiter():
-    """A context manager that holds BLAS to one thread, or None when BLAS
-    already runs single-threaded or its threads cannot be controlled
-    (threadpoolctl not installed)."""
+def _blas_controller():
+    """threadpoolctl's controller of the BLAS libraries, or False without
+    threadpoolctl."""
     global _controller
     if _controller is None:
         try:
@@ -299,9 +315,25 @@ def blas_limiter():
             _controller = False
         else:
             _controller = ThreadpoolController().select(user_api="blas")
-    if not _controller or max((c.num_threads for c in _controller.lib_controllers), default=1) < 2:
+    return _controller
+
+
+def _blas_allows_threads() -> bool:
+    """Whether BLAS may use >= 2 threads and its threads can be controlled
+    (the signal that the process may use two cores for the directions)."""
+    controller = _blas_controller()
+    return bool(controller) and max(
+        (c.num_threads for c in controller.lib_controllers), default=1
+    ) >= 2
+
+
+def blas_limiter():
+    """A context manager that holds BLAS to one thread, or None when BLAS
+    already runs single-threaded or its threads cannot be controlled
+    (threadpoolctl not installed)."""
+    if not _blas_allows_threads():
         return None
-    return _controller.limit(limits=1)
+    return _blas_controller().limit(limits=1)
 
 
 def _unpack(ops, X: Floats2d, sched: Schedule, T: int, B: int, width: int):
@@ -313,9 +345,11 @@ def _unpack(ops, X: Floats2d, sched: Schedule, T: int, B: int, width: int):
 
 
 def _direction_forward(
-    model: Model, cell: str, suffix: str, direction: str, X: Floats2d, sched: Schedule
+    model: Model, cell: str, suffix: str, direction: str, X: Floats2d, sched: Schedule,
+    out: Floats2d,
 ) -> Tuple[Floats2d, Callable[[Floats2d], Floats2d]]:
-    """Run one layer in one direction over packed rows X (N, nI)."""
+    """Run one layer in one direction over packed rows X (N, nI); the output
+    goes into `out` (N, nH), which may be a column block of a wider array."""
     xp = model.ops.xp
     Wx = model.get_param(f"Wx_{suffix}")
     Wh = model.get_param(f"Wh_{suffix}")
@@ -337,7 +371,7 @@ def _direction_forward(
         G = WORKSPACE.take(xp, (N, Wh.shape[0]), dtype)
         W_rec = cells.step_pack(xp, cell, Wx, Wh) if whole_steps else Wh.T
         if not whole_steps:
-            cells.matmul(xp, X, cells.weights_for_products(xp, Wx, transposed=True), out=G)
+            xp.matmul(X, Wx.T, out=G)
             G += b
     else:
         scale = cells.gate_scale(xp, cell, nH, dtype)
@@ -345,8 +379,9 @@ def _direction_forward(
         G += b * scale
         W_rec = (Wh * scale[:, None]).T
     # Input projection of every step in one product (G, unless the steps do
-    # it), then the recurrence.
-    H = xp.empty((N, nH), dtype=dtype)
+    # it), then the recurrence. Whole steps write into `out` directly; the
+    # other paths need contiguous rows of H and copy them there at the end.
+    H = out if whole_steps else xp.empty((N, nH), dtype=dtype)
     scratch = xp.empty((max_batch, Wh.shape[0]), dtype=dtype)
     state: Dict = {}
     if cell == "lstm":
@@ -367,6 +402,8 @@ def _direction_forward(
         if cell == "lstm":
             step["c_prev"] = state["c"][prev]
         step_forward(xp, G[rows], H[prev], W_rec, H[rows], scratch, bh=bh, **step)
+    if H is not out:
+        out[...] = H
 
     done = []
 
@@ -378,9 +415,11 @@ def _direction_forward(
         done.append(True)
         prev_rows = sched.prev_rows[direction]
         H_prev = _gather_prev(xp, H, prev_rows)
+        # The C kernels of GRU and Elman read rows of H: contiguous ones.
+        Hc = xp.ascontiguousarray(H) if fused and cell != "lstm" else H
         if fused:
             # Only what the C backward step of this cell reads, sliced per step.
-            all_saved = {"g": G, "h": H, **state}
+            all_saved = {"g": G, "h": Hc, **state}
             saved = {k: all_saved[k] for k in FUSED_BACKWARD_READS[cell]}
         else:
             if cell == "lstm":
@@ -403,7 +442,7 @@ def _direction_forward(
                 step["c_prev"] = state["c"][prev]
                 step["dc_prev"] = grads["dc"][prev]
             elif cell == "gru":
-                step["h_prev"] = H[prev]
+                step["h_prev"] = Hc[prev]
             step_backward(xp, dH[rows], dG[rows], Wh=W_back, dh_prev=dH[prev], scratch=back_scratch, **step)
         # Weight gradients of all steps in one product each.
         if cell == "gru":
@@ -419,7 +458,7 @@ def _direction_forward(
         WORKSPACE.give(G, H_prev, dG, *state.values(), *grads.values())
         return dX
 
-    return H, backprop
+    return out, backprop
 
 
 # Rows of the input projection that inference computes at a time.
@@ -427,7 +466,8 @@ INFER_BLOCK_ROWS = 256
 
 
 def _direction_infer(
-    model: Model, cell: str, suffix: str, direction: str, X: Floats2d, sched: Schedule
+    model: Model, cell: str, suffix: str, direction: str, X: Floats2d, sched: Schedule,
+    out: Floats2d,
 ) -> Tuple[Floats2d, None]:
     """Inference-only `_direction_forward` (numpy, fused kernels): the same
     output, keeping nothing for backprop. With whole-step kernels (AVX-512),
@@ -446,13 +486,15 @@ def _direction_infer(
     nG, nH = Wh.shape
     X = xp.ascontiguousarray(X)
     N, dtype = X.shape[0], X.dtype
-    H = xp.empty((N, nH), dtype=dtype)
     if cells.packed_available(xp, dtype):
         cell_state = WORKSPACE.take(xp, (N, nH), dtype) if cell == "lstm" else None
         W_steps = cells.step_pack(xp, cell, Wx, Wh)
-        cells.run_steps(cell, X, H, W_steps, b, bh, sched.step_array(direction), None, cell_state, None)
+        cells.run_steps(
+            cell, X, out, W_steps, b, bh, sched.step_array(direction), None, cell_state, None
+        )
         WORKSPACE.give(cell_state)
-        return H, None
+        return out, None
+    H = xp.empty((N, nH), dtype=dtype)
     max_batch = max(sched.sizes, default=0)
     block_rows = max(INFER_BLOCK_ROWS, max_batch)
     step_forward = getattr(cells, f"{cell}_forward_c")
@@ -488,7 +530,8 @@ def _direction_infer(
             else:
                 step_forward(xp, g, h_prev, Wh_T, h, scratch)
         i = j
-    return H, None
+    out[...] = H
+    return out, None
 
 
 def _gather_prev(xp, H: Floats2d, prev_rows) -> Floats2d:
