@@ -170,30 +170,20 @@ CLONES static void gru_bwd(const float *restrict dh, const float *restrict g, co
         const float *restrict dhr = dh + r * H, *restrict rnr = rn + r * H;
         float *restrict dn = dg + r * 3 * H + 2 * H;
         float *restrict dr = drec + r * 3 * H, *restrict dz = dr + H, *restrict drn = dz + H;
-        /* two loops, not a select on has_prev inside one: gcc only
-         * vectorises a loop whose loads are unconditional */
-        if (r < n_prev) {
-            const float *restrict hp = h_prev + r * H;
-            float *restrict dhp = dh_prev + r * H;
-            for (Py_ssize_t j = 0; j < H; j++) {
-                float rg = gr[j], zg = gz[j], nn = gn[j], d = dhr[j];
-                float dnp = d * (1.0f - zg) * (1.0f - nn * nn);
-                dn[j] = dnp;
-                dz[j] = d * (hp[j] - nn) * zg * (1.0f - zg);
-                dr[j] = dnp * rnr[j] * rg * (1.0f - rg);
-                drn[j] = dnp * rg;
-                dhp[j] += d * zg;
-            }
-        } else {
-            for (Py_ssize_t j = 0; j < H; j++) {
-                float rg = gr[j], zg = gz[j], nn = gn[j], d = dhr[j];
-                float dnp = d * (1.0f - zg) * (1.0f - nn * nn);
-                dn[j] = dnp;
-                dz[j] = -d * nn * zg * (1.0f - zg);
-                dr[j] = dnp * rnr[j] * rg * (1.0f - rg);
-                drn[j] = dnp * rg;
-            }
+        int has_prev = r < n_prev;
+        const float *restrict hp = has_prev ? h_prev + r * H : NULL;
+        float *restrict dhp = has_prev ? dh_prev + r * H : NULL;
+        for (Py_ssize_t j = 0; j < H; j++) {
+            float rg = gr[j], zg = gz[j], nn = gn[j], d = dhr[j];
+            float prev = has_prev ? hp[j] : 0.0f;
+            float dnp = d * (1.0f - zg) * (1.0f - nn * nn);
+            dn[j] = dnp;
+            dz[j] = d * (prev - nn) * zg * (1.0f - zg);
+            dr[j] = dnp * rnr[j] * rg * (1.0f - rg);
+            drn[j] = dnp * rg;
         }
+        if (has_prev)
+            for (Py_ssize_t j = 0; j < H; j++) dhp[j] += dhr[j] * gz[j];
     }
 }
 
@@ -308,6 +298,16 @@ static void step_pack(const float *restrict Wx, const float *restrict Wh, float 
         }                                                                           \
     }
 
+/* The products of a whole-step tile with its inputs: x rows r0 .. r0 + mr - 1
+ * with the panel's first nI rows, then (when `has_prev`) the same rows of
+ * h_prev, ld apart, with its next H rows. Uses the tile's own arguments. */
+#define STEP_PRODUCTS(acc)                                              \
+    TILE_PRODUCT(acc, x + r0 * nI, nI, nI, panel)                       \
+    if (has_prev) {                                                     \
+        const float *ph = panel + nI * 64;                              \
+        TILE_PRODUCT(acc, h_prev + r0 * ld, ld, H, ph)                  \
+    }
+
 /* Rows r0 .. r0 + mr - 1 of a step, units 16 u .. 16 u + 15: the products
  * with x (and h_prev when `has_prev`), then the gates, from registers. */
 AVX512 INLINE void lstm_tile(int mr, int has_prev, const float *restrict x,
@@ -322,13 +322,7 @@ AVX512 INLINE void lstm_tile(int mr, int has_prev, const float *restrict x,
         __m512 bq = _mm512_maskz_loadu_ps(m, bias + q * H + j);
         for (int r = 0; r < mr; r++) acc[r][q] = bq;
     }
-    const float *xa = x + r0 * nI;
-    TILE_PRODUCT(acc, xa, nI, nI, panel)
-    if (has_prev) {
-        const float *ha = h_prev + r0 * ld;
-        const float *ph = panel + nI * 64;
-        TILE_PRODUCT(acc, ha, ld, H, ph)
-    }
+    STEP_PRODUCTS(acc)
     for (int r = 0; r < mr; r++) {
         Py_ssize_t row = r0 + r;
         __m512 i = sigmoid16(acc[r][0]), f = sigmoid16(acc[r][1]);
@@ -530,13 +524,7 @@ AVX512 INLINE void elman_tile(int mr, int has_prev, const float *restrict x,
         __m512 bq = _mm512_maskz_loadu_ps(m[q], bias + j + 16 * q);
         for (int r = 0; r < mr; r++) acc[r][q] = bq;
     }
-    const float *xa = x + r0 * nI;
-    TILE_PRODUCT(acc, xa, nI, nI, panel)
-    if (has_prev) {
-        const float *ha = h_prev + r0 * ld;
-        const float *ph = panel + nI * 64;
-        TILE_PRODUCT(acc, ha, ld, H, ph)
-    }
+    STEP_PRODUCTS(acc)
     for (int r = 0; r < mr; r++)
         for (int q = 0; q < 4; q++)
             _mm512_mask_storeu_ps(h + (r0 + r) * ld + j + 16 * q, m[q], tanh16(acc[r][q]));

@@ -382,7 +382,7 @@ def _direction_forward(
     # it), then the recurrence. Whole steps write into `out` directly; the
     # other paths need contiguous rows of H and copy them there at the end.
     H = out if whole_steps else xp.empty((N, nH), dtype=dtype)
-    scratch = xp.empty((max_batch, Wh.shape[0]), dtype=dtype)
+    scratch = None if whole_steps else xp.empty((max_batch, Wh.shape[0]), dtype=dtype)
     state: Dict = {}
     if cell == "lstm":
         state["c"] = WORKSPACE.take(xp, (N, nH), dtype)
