@@ -435,13 +435,13 @@ def test_packed_kernels_match_numpy_products(monkeypatch, cell, nI, nO):
         param = model.get_param(name)
         model.set_param(name, rng.normal(scale=0.1, size=param.shape).astype("f"))
     calls = []
-    for name in ("run_steps", "gemm_packed"):
+    for name in ("run_steps", "gemm_packed", "wgrad"):
         kernel = getattr(cells._cpu_kernels, name)
         monkeypatch.setattr(
             cells._cpu_kernels, name, lambda *a, k=kernel, n=name: calls.append(n) or k(*a)
         )
     packed = _run(model, Xp), model.predict(Xp).data.copy()
-    assert "run_steps" in calls and "gemm_packed" in calls
+    assert {"run_steps", "gemm_packed", "wgrad"} <= set(calls)
     monkeypatch.setattr(cells, "USE_PACKED", False)
     plain = _run(model, Xp), model.predict(Xp).data.copy()
     numpy.testing.assert_allclose(packed[1], plain[1], rtol=1e-5, atol=1e-6)
@@ -450,6 +450,32 @@ def test_packed_kernels_match_numpy_products(monkeypatch, cell, nI, nO):
     numpy.testing.assert_allclose(dX1, dX2, rtol=1e-4, atol=1e-5)
     for name in g1:
         numpy.testing.assert_allclose(g1[name], g2[name], rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize(
+    "K,M,nX,nH",
+    [(0, 8, 3, 4), (1, 1, 1, 1), (7, 13, 5, 70), (300, 24, 96, 128), (600, 70, 0, 33), (513, 16, 17, 0)],
+)
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_weight_gradient_kernel(K, M, nX, nH, accumulate):
+    """`wgrad`: C (+)= A.T @ [X | H[prev]] for any shape (row blocks of 256,
+    tiles of 6 x 64, with tails), rows of H gathered by prev with zeros where
+    prev == K, A and H column blocks of wider arrays, X or H left out."""
+    cells = _needs_packed()
+    rng = numpy.random.RandomState(0)
+    A = rng.normal(size=(K, M + 3)).astype("f")[:, 1 : M + 1]
+    X = rng.normal(size=(K, nX)).astype("f") if nX else None
+    H = rng.normal(size=(K, 2 * nH + 1)).astype("f")[:, nH + 1 :] if nH else None
+    prev = rng.randint(0, K + 1, size=K).astype("i")
+    parts = [] if X is None else [X]
+    if H is not None:
+        H_prev = numpy.zeros((K, nH), dtype="f")
+        H_prev[prev < K] = H[prev[prev < K]]
+        parts.append(H_prev)
+    C = rng.normal(size=(M, nX + nH)).astype("f")
+    expected = A.T.astype("d") @ numpy.hstack(parts).astype("d") + (C if accumulate else 0.0)
+    cells._cpu_kernels.wgrad(A, X, H, prev if H is not None else None, C, accumulate)
+    numpy.testing.assert_allclose(C, expected, rtol=1e-4, atol=1e-3)
 
 
 def test_packed_kernels_check_their_buffers():
@@ -472,3 +498,15 @@ def test_packed_kernels_check_their_buffers():
         cells.run_steps("lstm", X, H, packed, f(7, "f"), None, steps, None, c, None)
     with pytest.raises(TypeError, match="int64"):
         cells.run_steps("lstm", X, H, packed, b, None, steps.astype("i"), None, c, None)
+    dG, prev, dW = f((4, 8), "f"), numpy.array([4, 0, 1, 4], dtype="i"), f((8, 5), "f")
+    k.wgrad(dG, X, H, prev, dW, False)  # fine
+    with pytest.raises(ValueError, match="outside"):
+        k.wgrad(dG, X, H, prev + 1, dW, False)
+    with pytest.raises(ValueError, match="int32"):
+        k.wgrad(dG, X, H, prev.astype("int64"), dW, False)
+    with pytest.raises(ValueError, match="float32"):
+        k.wgrad(dG, X, H, prev, f((8, 4), "f"), False)
+    with pytest.raises(ValueError, match="float32"):
+        k.wgrad(dG.astype("d"), X, H, prev, dW, False)
+    with pytest.raises(ValueError, match="contiguous"):
+        k.wgrad(dG, X, H, prev, f((5, 8), "f").T, False)

@@ -422,6 +422,122 @@ AVX512 static void gemm_packed(const float *restrict A, const float *restrict pa
         gemm_panel(A, packed + v * K * 64, C, M, K, N, 64 * v, accumulate);
 }
 
+/* ---- Weight gradients: C (M, nX + nH) (+)= A.T @ [X | H[prev]] ----------
+ * A (K, M): the gate gradients of all K rows (lda apart); row k of the right
+ * operand is X[k] (nX columns) then H[prev[k]] (nH columns), zeros where
+ * prev[k] == K (a sequence's first step). Blocks of WG_KB rows: the right
+ * operand's rows are gathered straight into 64-column panels (neither
+ * [X | H_prev] nor H_prev is ever built) and A's block into strips of 6 of
+ * its columns; each 6 x 64 tile of C then runs over the block as in
+ * gemm_packed. */
+#define WG_KB 256
+
+static void wgrad_pack(const float *restrict X, Py_ssize_t ldx, Py_ssize_t nX,
+                       const float *restrict Hs, Py_ssize_t ldh, Py_ssize_t nH,
+                       const int32_t *restrict prev, Py_ssize_t K, Py_ssize_t k0,
+                       Py_ssize_t kb, float *restrict packed) {
+    Py_ssize_t n = nX + nH, n_panels = (n + 63) / 64;
+    for (Py_ssize_t kk = 0; kk < kb; kk++) {
+        Py_ssize_t k = k0 + kk;
+        const float *hrow = nH && prev[k] < K ? Hs + (Py_ssize_t)prev[k] * ldh : NULL;
+        for (Py_ssize_t v = 0; v < n_panels; v++) {
+            float *dst = packed + (v * kb + kk) * 64;
+            Py_ssize_t c0 = 64 * v, c1 = c0 + 64;
+            /* columns [c0, c1): X below nX, then H, then zeros */
+            Py_ssize_t x_end = c1 < nX ? c1 : nX;
+            if (c0 < x_end) memcpy(dst, X + k * ldx + c0, (x_end - c0) * 4);
+            Py_ssize_t h0 = c0 > nX ? c0 : nX, h_end = c1 < n ? c1 : n;
+            if (h0 < h_end) {
+                if (hrow) memcpy(dst + h0 - c0, hrow + h0 - nX, (h_end - h0) * 4);
+                else memset(dst + h0 - c0, 0, (h_end - h0) * 4);
+            }
+            Py_ssize_t z0 = c0 > n ? c0 : n;
+            if (z0 < c1) memset(dst + z0 - c0, 0, (c1 - z0) * 4);
+        }
+    }
+}
+
+/* A's rows k0 .. k0 + kb - 1 as strips of MR columns: strips[(t kb + kk) MR
+ * + r] = A[k0 + kk, MR t + r], zero past M. */
+static void wgrad_pack_a(const float *restrict A, Py_ssize_t lda, Py_ssize_t M,
+                         Py_ssize_t k0, Py_ssize_t kb, float *restrict strips) {
+    Py_ssize_t n_full = M / MR, rest = M - n_full * MR;
+    for (Py_ssize_t kk = 0; kk < kb; kk++) {
+        const float *a = A + (k0 + kk) * lda;
+        for (Py_ssize_t t = 0; t < n_full; t++) {
+            float *dst = strips + (t * kb + kk) * MR;
+            for (int r = 0; r < MR; r++) dst[r] = a[t * MR + r];
+        }
+        if (rest) {
+            float *dst = strips + (n_full * kb + kk) * MR;
+            for (int r = 0; r < MR; r++) dst[r] = r < rest ? a[n_full * MR + r] : 0.0f;
+        }
+    }
+}
+
+/* C[r, col ..] (+)= sum_kk strip[kk, r] panel[kk, ..] for r < mr and 16 nq
+ * columns (masked past n). */
+AVX512 INLINE void wgrad_tile(int mr, int nq, const float *restrict strip, Py_ssize_t kb,
+                              const float *restrict panel, float *restrict C, Py_ssize_t n,
+                              Py_ssize_t col, int load) {
+    __mmask16 m[4];
+    for (int q = 0; q < nq; q++) m[q] = lanes(n - col - 16 * q);
+    __m512 acc[MR][4];
+    for (int r = 0; r < mr; r++)
+        for (int q = 0; q < nq; q++)
+            acc[r][q] = load ? _mm512_maskz_loadu_ps(m[q], C + r * n + col + 16 * q)
+                             : _mm512_setzero_ps();
+    for (Py_ssize_t kk = 0; kk < kb; kk++) {
+        const float *bk = panel + kk * 64;
+        __m512 bq[4];
+        for (int q = 0; q < nq; q++) bq[q] = _mm512_loadu_ps(bk + 16 * q);
+        const float *sk = strip + kk * MR;
+        for (int r = 0; r < mr; r++) {
+            __m512 ar = _mm512_set1_ps(sk[r]);
+            for (int q = 0; q < nq; q++) acc[r][q] = _mm512_fmadd_ps(ar, bq[q], acc[r][q]);
+        }
+    }
+    for (int q = 0; q < nq; q++)
+        for (int r = 0; r < mr; r++)
+            _mm512_mask_storeu_ps(C + r * n + col + 16 * q, m[q], acc[r][q]);
+}
+
+/* packed: 64-column panels of WG_KB rows; strips: WG_KB x M rounded up to MR. */
+AVX512 static void wgrad(const float *restrict A, Py_ssize_t lda, Py_ssize_t M,
+                         const float *restrict X, Py_ssize_t ldx, Py_ssize_t nX,
+                         const float *restrict Hs, Py_ssize_t ldh, Py_ssize_t nH,
+                         const int32_t *restrict prev, Py_ssize_t K, float *restrict C,
+                         int accumulate, float *restrict packed, float *restrict strips) {
+    Py_ssize_t n = nX + nH;
+    if (!accumulate && K == 0)
+        for (Py_ssize_t i = 0; i < M * n; i++) C[i] = 0.0f;
+    for (Py_ssize_t k0 = 0; k0 < K; k0 += WG_KB) {
+        Py_ssize_t kb = K - k0 < WG_KB ? K - k0 : WG_KB;
+        int load = accumulate || k0 > 0;
+        wgrad_pack(X, ldx, nX, Hs, ldh, nH, prev, K, k0, kb, packed);
+        wgrad_pack_a(A, lda, M, k0, kb, strips);
+        for (Py_ssize_t v = 0; v * 64 < n; v++) {
+            const float *panel = packed + v * kb * 64;
+            Py_ssize_t col = 64 * v, width = n - col < 64 ? n - col : 64;
+            int nq = (int)((width + 15) / 16);
+            for (Py_ssize_t r0 = 0; r0 < M; r0 += MR) {
+                int mr = M - r0 < MR ? (int)(M - r0) : MR;
+                const float *strip = strips + (r0 / MR) * kb * MR;
+                float *c = C + r0 * n;
+#define CASE(MRV, NQV) \
+    case MRV * 8 + NQV: wgrad_tile(MRV, NQV, strip, kb, panel, c, n, col, load); break;
+#define CASES(MRV) CASE(MRV, 1) CASE(MRV, 2) CASE(MRV, 3) CASE(MRV, 4)
+                switch (mr * 8 + nq) {
+                    CASES(1) CASES(2) CASES(3) CASES(4) CASES(5) CASES(6)
+                    default: break;
+                }
+#undef CASES
+#undef CASE
+            }
+        }
+    }
+}
+
 /* TILE(rows) for the row tiles from r0 up to end: MR rows at a time, then
  * the rest, each call with a constant row count. */
 #define ROW_TILES(r0, end, TILE)                 \
@@ -830,6 +946,90 @@ static PyObject *py_gemm_packed(PyObject *self, PyObject *args) {
     release(&bufs);
     Py_RETURN_NONE;
 }
+/* A 2-D float32 array (rows, cols) whose rows are contiguous and ld floats
+ * apart (a column block of a wider array is fine); ld is set. */
+static float *take_rows(Buffers *b, PyObject *obj, Py_ssize_t rows, Py_ssize_t cols,
+                        int writable, const char *name, Py_ssize_t *ld) {
+    Py_buffer *v = &b->views[b->count];
+    int flags = PyBUF_STRIDES | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, v, flags) != 0) return NULL;
+    b->count++;
+    if (v->itemsize != 4 || v->format == NULL || strcmp(v->format, "f") != 0 || v->ndim != 2 ||
+        v->shape[0] != rows || v->shape[1] != cols || (cols > 1 && v->strides[1] != 4) ||
+        v->strides[0] % 4 != 0 || (rows > 1 && v->strides[0] < 4 * cols)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s must be float32 (%zd, %zd) with contiguous rows", name, rows, cols);
+        return NULL;
+    }
+    *ld = rows > 1 ? v->strides[0] / 4 : cols;
+    return (float *)v->buf;
+}
+
+/* wgrad(A, X, H, prev, C, accumulate): C (M, nX + nH) (+)= A.T @ [X | H[prev]]
+ * with A (K, M), X (K, nX) or None, H (K, nH) or None, prev (K,) int32 in
+ * [0, K] (K: a zero row), all of them arrays with contiguous rows. */
+static PyObject *py_wgrad(PyObject *self, PyObject *args) {
+    PyObject *o_a, *o_x, *o_h, *o_prev, *o_c;
+    int accumulate;
+    if (!packed_ok) return PyErr_Format(PyExc_RuntimeError, "wgrad needs a CPU with AVX-512F");
+    if (!PyArg_ParseTuple(args, "OOOOOp", &o_a, &o_x, &o_h, &o_prev, &o_c, &accumulate))
+        return NULL;
+    PyObject *shape_src = o_a;
+    Py_buffer av;
+    if (PyObject_GetBuffer(shape_src, &av, PyBUF_STRIDES | PyBUF_FORMAT) != 0) return NULL;
+    Py_ssize_t K = av.ndim == 2 ? av.shape[0] : -1, M = av.ndim == 2 ? av.shape[1] : -1;
+    PyBuffer_Release(&av);
+    if (K < 0) return PyErr_Format(PyExc_ValueError, "A must be 2-D");
+    Py_ssize_t nX = 0, nH = 0, lda, ldx = 0, ldh = 0, ldc;
+    Buffers bufs = {.count = 0};
+#define FAIL { release(&bufs); return NULL; }
+    float *A = take_rows(&bufs, o_a, K, M, 0, "A", &lda); if (A == NULL) FAIL
+    float *X = NULL, *Hs = NULL;
+    const int32_t *prev = NULL;
+    if (o_x != Py_None) {
+        Py_buffer xv;
+        if (PyObject_GetBuffer(o_x, &xv, PyBUF_STRIDES) != 0) FAIL
+        nX = xv.ndim == 2 ? xv.shape[1] : -1;
+        PyBuffer_Release(&xv);
+        if (nX < 0) { PyErr_SetString(PyExc_ValueError, "X must be 2-D"); FAIL }
+        X = take_rows(&bufs, o_x, K, nX, 0, "X", &ldx); if (X == NULL) FAIL
+    }
+    if (o_h != Py_None) {
+        Py_buffer hv;
+        if (PyObject_GetBuffer(o_h, &hv, PyBUF_STRIDES) != 0) FAIL
+        nH = hv.ndim == 2 ? hv.shape[1] : -1;
+        PyBuffer_Release(&hv);
+        if (nH < 0) { PyErr_SetString(PyExc_ValueError, "H must be 2-D"); FAIL }
+        Hs = take_rows(&bufs, o_h, K, nH, 0, "H", &ldh); if (Hs == NULL) FAIL
+        Py_buffer *pv = &bufs.views[bufs.count];
+        if (PyObject_GetBuffer(o_prev, pv, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) != 0) FAIL
+        bufs.count++;
+        if (pv->itemsize != 4 || pv->format == NULL ||
+            (strcmp(pv->format, "i") != 0 && strcmp(pv->format, "l") != 0) || pv->len / 4 != K) {
+            PyErr_Format(PyExc_ValueError, "prev must be an int32 array of %zd rows", K);
+            FAIL
+        }
+        prev = (const int32_t *)pv->buf;
+        for (Py_ssize_t k = 0; k < K; k++)
+            if (prev[k] < 0 || prev[k] > K) {
+                PyErr_Format(PyExc_ValueError, "prev[%zd] = %d is outside [0, %zd]", k, prev[k], K);
+                FAIL
+            }
+    }
+    float *C = take_rows(&bufs, o_c, M, nX + nH, 1, "C", &ldc); if (C == NULL) FAIL
+    if (ldc != nX + nH) { PyErr_SetString(PyExc_ValueError, "C must be C-contiguous"); FAIL }
+#undef FAIL
+    Py_ssize_t n_panels = (nX + nH + 63) / 64, m_round = (M + MR - 1) / MR * MR;
+    float *scratch = PyMem_RawMalloc((size_t)(n_panels * 64 + m_round) * WG_KB * 4 + 4);
+    if (scratch == NULL) { release(&bufs); return PyErr_NoMemory(); }
+    Py_BEGIN_ALLOW_THREADS
+    wgrad(A, lda, M, X, ldx, nX, Hs, ldh, nH, prev, K, C, accumulate, scratch,
+          scratch + n_panels * 64 * WG_KB);
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(scratch);
+    release(&bufs);
+    Py_RETURN_NONE;
+}
 static PyObject *py_run_steps(PyObject *self, PyObject *args) {
     PyObject *o_x, *o_h, *o_p, *o_b, *o_bh, *o_steps, *o_g, *o_state, *o_tc;
     Py_ssize_t N, nI, H;
@@ -912,6 +1112,7 @@ static PyMethodDef methods[] = {
      "All whole steps of one direction (cell 0 Elman, 1 GRU, 2 LSTM)."},
     {"pack_b", py_pack_b, METH_VARARGS, "Pack B (K, N) for gemm_packed."},
     {"gemm_packed", py_gemm_packed, METH_VARARGS, "C = [C +] A @ B with B from pack_b."},
+    {"wgrad", py_wgrad, METH_VARARGS, "C = [C +] A.T @ [X | H[prev]] (weight gradients)."},
 #endif
     {NULL, NULL, 0, NULL},
 };

@@ -307,6 +307,18 @@ def step_pack(xp, cell: str, Wx, Wh):
 CELL_CODES = {"elman": 0, "gru": 1, "lstm": 2}
 
 
+def weight_gradient(xp, dG, X, H, prev_rows):
+    """dG.T @ [X | H_prev] (AVX-512), H_prev[i] = H[prev_rows[i]] or zeros
+    where prev_rows[i] == N, without building [X | H_prev]: the rows are
+    gathered while the kernel packs them. X or H may be None (left out). dG
+    (N, M), X (N, nI) and H (N, nH) need contiguous rows only; returns a new
+    (M, nI + nH) array."""
+    width = (0 if X is None else X.shape[1]) + (0 if H is None else H.shape[1])
+    out = xp.empty((dG.shape[1], width), dtype=dG.dtype)
+    _cpu_kernels.wgrad(dG, X, H, prev_rows, out, False)
+    return out
+
+
 def run_steps(cell: str, X, H, W_packed, b, bh, steps, G, state, tc) -> None:
     """All steps of one direction with whole-step kernels (AVX-512): each
     step's kernel computes x @ Wx.T + h_prev @ Wh.T + b and the gates, the

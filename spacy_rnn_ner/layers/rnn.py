@@ -414,7 +414,8 @@ def _direction_forward(
             raise ValueError("RNN: the backprop of a forward pass can only be called once")
         done.append(True)
         prev_rows = sched.prev_rows[direction]
-        H_prev = _gather_prev(xp, H, prev_rows)
+        # The packed weight-gradient kernel gathers the previous states itself.
+        H_prev = None if whole_steps else _gather_prev(xp, H, prev_rows)
         # The C kernels of GRU and Elman read rows of H: contiguous ones.
         Hc = xp.ascontiguousarray(H) if fused and cell != "lstm" else H
         if fused:
@@ -444,18 +445,29 @@ def _direction_forward(
             elif cell == "gru":
                 step["h_prev"] = Hc[prev]
             step_backward(xp, dH[rows], dG[rows], Wh=W_back, dh_prev=dH[prev], scratch=back_scratch, **step)
-        # Weight gradients of all steps in one product each.
+        # Weight gradients of all steps in one product each (with whole steps:
+        # one kernel for [dWx | dWh] = dG.T @ [X | H_prev]).
+        dRec = dG
         if cell == "gru":
+            # The n gate's recurrent part has its own gradient (drec).
             dRec = grads["drec"]
             dG[:, : 2 * nH] = dRec[:, : 2 * nH]
-            model.inc_grad(f"Wh_{suffix}", xp.matmul(dRec.T, H_prev))
             model.inc_grad(f"bh_{suffix}", dRec[:, 2 * nH :].sum(axis=0))
+        if not whole_steps:
+            model.inc_grad(f"Wh_{suffix}", xp.matmul(dRec.T, H_prev))
+            model.inc_grad(f"Wx_{suffix}", xp.matmul(dG.T, X))
+        elif cell == "gru":
+            model.inc_grad(f"Wh_{suffix}", cells.weight_gradient(xp, dRec, None, H, prev_rows))
+            model.inc_grad(f"Wx_{suffix}", cells.weight_gradient(xp, dG, X, None, None))
         else:
-            model.inc_grad(f"Wh_{suffix}", xp.matmul(dG.T, H_prev))
-        model.inc_grad(f"Wx_{suffix}", xp.matmul(dG.T, X))
+            dW = cells.weight_gradient(xp, dG, X, H, prev_rows)
+            model.inc_grad(f"Wx_{suffix}", dW[:, : X.shape[1]])
+            model.inc_grad(f"Wh_{suffix}", dW[:, X.shape[1] :])
         model.inc_grad(f"b_{suffix}", dG.sum(axis=0))
         dX = cells.matmul(xp, dG, cells.weights_for_products(xp, Wx))
-        WORKSPACE.give(G, H_prev, dG, *state.values(), *grads.values())
+        WORKSPACE.give(G, dG, *state.values(), *grads.values())
+        if H_prev is not None:
+            WORKSPACE.give(H_prev)
         return dX
 
     return out, backprop
