@@ -435,13 +435,13 @@ def test_packed_kernels_match_numpy_products(monkeypatch, cell, nI, nO):
         param = model.get_param(name)
         model.set_param(name, rng.normal(scale=0.1, size=param.shape).astype("f"))
     calls = []
-    for name in ("run_steps", "gemm_packed", "wgrad"):
+    for name in ("run_steps", "gemm_packed", "wgrad", "run_back_steps"):
         kernel = getattr(cells._cpu_kernels, name)
         monkeypatch.setattr(
             cells._cpu_kernels, name, lambda *a, k=kernel, n=name: calls.append(n) or k(*a)
         )
     packed = _run(model, Xp), model.predict(Xp).data.copy()
-    assert {"run_steps", "gemm_packed", "wgrad"} <= set(calls)
+    assert {"run_steps", "gemm_packed", "wgrad", "run_back_steps"} <= set(calls)
     monkeypatch.setattr(cells, "USE_PACKED", False)
     plain = _run(model, Xp), model.predict(Xp).data.copy()
     numpy.testing.assert_allclose(packed[1], plain[1], rtol=1e-5, atol=1e-6)
@@ -498,6 +498,15 @@ def test_packed_kernels_check_their_buffers():
         cells.run_steps("lstm", X, H, packed, f(7, "f"), None, steps, None, c, None)
     with pytest.raises(TypeError, match="int64"):
         cells.run_steps("lstm", X, H, packed, b, None, steps.astype("i"), None, c, None)
+    Wh = cells.PackedMatrix(numpy, f((8, 2), "f"))
+    dH, dG, dc = f((4, 2), "f"), f((4, 8), "f"), f((4, 2), "f")
+    cells.run_back_steps("lstm", steps, dH, dG, Wh, dG, c, c, None, None, dc)  # fine
+    with pytest.raises(ValueError, match="outside"):
+        cells.run_back_steps("lstm", steps + 1, dH, dG, Wh, dG, c, c, None, None, dc)
+    with pytest.raises(ValueError, match="needs"):
+        cells.run_back_steps("lstm", steps, dH, dG, Wh, dG, c, c, None, None, f(7, "f"))
+    with pytest.raises(TypeError):
+        cells.run_back_steps("gru", steps, dH, f((4, 6), "f"), Wh, f((4, 6), "f"), c, None, H, None, None)
     dG, prev, dW = f((4, 8), "f"), numpy.array([4, 0, 1, 4], dtype="i"), f((8, 5), "f")
     k.wgrad(dG, X, H, prev, dW, False)  # fine
     with pytest.raises(ValueError, match="outside"):

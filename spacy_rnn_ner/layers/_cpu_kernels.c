@@ -715,6 +715,39 @@ AVX512 static void run_steps(int cell, const float *restrict X, float *restrict 
             elman_step(x, h_prev, packed, bias, h, size, n_prev, nI, H, ld);
     }
 }
+
+/* Backprop through all steps of one direction, last step first: each step's
+ * gate kernel (as lstm_bwd / gru_bwd / elman_bwd), then dh_prev += dR @ Wh
+ * with Wh packed by pack_b (dR: dG, or the GRU's drec). dH (N, H) holds the
+ * gradients of the outputs and receives those of the previous states; the
+ * rest as in run_steps (state: the LSTM cell or the GRU's rn; Hc: the
+ * outputs, C-contiguous; dc: the LSTM's cell gradient, zeros on entry). */
+AVX512 static void run_back_steps(int cell, const int64_t *restrict steps, Py_ssize_t n_steps,
+                                  float *restrict dH, float *restrict dG,
+                                  const float *restrict Wh_packed, const float *restrict G,
+                                  const float *restrict state, const float *restrict TC,
+                                  const float *restrict Hc, float *restrict drec,
+                                  float *restrict dc, Py_ssize_t H) {
+    int n_gates = cell == 2 ? 4 : cell == 1 ? 3 : 1;
+    Py_ssize_t GH = n_gates * H;
+    for (Py_ssize_t s = n_steps - 1; s >= 0; s--) {
+        Py_ssize_t start = steps[4 * s], size = steps[4 * s + 1];
+        Py_ssize_t p_start = steps[4 * s + 2], n_prev = steps[4 * s + 3];
+        float *dh = dH + start * H, *dh_prev = dH + p_start * H, *dg = dG + start * GH;
+        const float *dr = dg;
+        if (cell == 2) {
+            lstm_bwd(dh, dc + start * H, G + start * GH, state + p_start * H, TC + start * H, dg,
+                     dc + p_start * H, size, n_prev, H);
+        } else if (cell == 1) {
+            gru_bwd(dh, G + start * GH, state + start * H, Hc + p_start * H, dg,
+                    drec + start * GH, dh_prev, size, n_prev, H);
+            dr = drec + start * GH;
+        } else {
+            elman_bwd(dh, Hc + start * H, dg, size, H);
+        }
+        if (n_prev) gemm_packed(dr, Wh_packed, dh_prev, n_prev, GH, H, 1);
+    }
+}
 #endif
 
 /* ---- Python bindings --------------------------------------------------- */
@@ -1030,6 +1063,33 @@ static PyObject *py_wgrad(PyObject *self, PyObject *args) {
     release(&bufs);
     Py_RETURN_NONE;
 }
+/* Borrow `steps` (T, 4) int64 (start, size, prev_start, n_prev), each step
+ * checked to stay inside the N rows before any runs. */
+static int get_steps(PyObject *o_steps, Py_buffer *view, Py_ssize_t N, const int64_t **steps,
+                     Py_ssize_t *n_steps) {
+    if (PyObject_GetBuffer(o_steps, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) != 0) return -1;
+    if (view->itemsize != 8 || view->format == NULL ||
+        (strcmp(view->format, "l") != 0 && strcmp(view->format, "q") != 0) ||
+        view->len % 32 != 0) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_TypeError, "steps must be an int64 array of shape (T, 4)");
+        return -1;
+    }
+    *steps = view->buf;
+    *n_steps = view->len / 32;
+    for (Py_ssize_t s = 0; s < *n_steps; s++) {
+        const int64_t *st = *steps + 4 * s;
+        int64_t start = st[0], size = st[1], p_start = st[2], n_prev = st[3];
+        if (start < 0 || size < 0 || p_start < 0 || n_prev < 0 || n_prev > size ||
+            start + size > N || p_start + n_prev > N) {
+            PyBuffer_Release(view);
+            PyErr_Format(PyExc_ValueError, "step %zd is outside the %zd rows", s, N);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static PyObject *py_run_steps(PyObject *self, PyObject *args) {
     PyObject *o_x, *o_h, *o_p, *o_b, *o_bh, *o_steps, *o_g, *o_state, *o_tc;
     Py_ssize_t N, nI, H;
@@ -1044,25 +1104,9 @@ static PyObject *py_run_steps(PyObject *self, PyObject *args) {
     int n_gates = cell == 2 ? 4 : cell == 1 ? 3 : 1, units = cell == 0 ? 64 : 16;
     int train = o_g != Py_None;
     Py_buffer steps_view;
-    if (PyObject_GetBuffer(o_steps, &steps_view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) != 0) return NULL;
-    if (steps_view.itemsize != 8 || steps_view.format == NULL ||
-        (strcmp(steps_view.format, "l") != 0 && strcmp(steps_view.format, "q") != 0) ||
-        steps_view.len % 32 != 0) {
-        PyBuffer_Release(&steps_view);
-        return PyErr_Format(PyExc_TypeError, "steps must be an int64 array of shape (T, 4)");
-    }
-    const int64_t *steps = steps_view.buf;
-    Py_ssize_t n_steps = steps_view.len / 32;
-    /* Every step must stay inside the N rows: checked before any is run. */
-    for (Py_ssize_t s = 0; s < n_steps; s++) {
-        int64_t start = steps[4 * s], size = steps[4 * s + 1];
-        int64_t p_start = steps[4 * s + 2], n_prev = steps[4 * s + 3];
-        if (start < 0 || size < 0 || p_start < 0 || n_prev < 0 || n_prev > size ||
-            start + size > N || p_start + n_prev > N) {
-            PyBuffer_Release(&steps_view);
-            return PyErr_Format(PyExc_ValueError, "step %zd is outside the %zd rows", s, N);
-        }
-    }
+    const int64_t *steps;
+    Py_ssize_t n_steps;
+    if (get_steps(o_steps, &steps_view, N, &steps, &n_steps) != 0) return NULL;
     Buffers bufs = {.count = 0};
 #define FAIL_RELEASE { release(&bufs); PyBuffer_Release(&steps_view); return NULL; }
     float *X = take(&bufs, o_x, N * nI, 0, "X"); if (X == NULL) FAIL_RELEASE
@@ -1096,6 +1140,52 @@ static PyObject *py_run_steps(PyObject *self, PyObject *args) {
     PyBuffer_Release(&steps_view);
     Py_RETURN_NONE;
 }
+
+/* run_back_steps(cell, steps, dH, dG, Wh_packed, G, state, tc, Hc, drec, dc, N, H);
+ * arguments a cell does not use may be None. */
+static PyObject *py_run_back_steps(PyObject *self, PyObject *args) {
+    PyObject *o_steps, *o_dh, *o_dg, *o_p, *o_g, *o_state, *o_tc, *o_hc, *o_drec, *o_dc;
+    Py_ssize_t N, H;
+    int cell;
+    if (!packed_ok)
+        return PyErr_Format(PyExc_RuntimeError, "run_back_steps needs a CPU with AVX-512F");
+    if (!PyArg_ParseTuple(args, "iOOOOOOOOOOnn", &cell, &o_steps, &o_dh, &o_dg, &o_p, &o_g,
+                          &o_state, &o_tc, &o_hc, &o_drec, &o_dc, &N, &H) ||
+        check_sizes(0, 0, H))
+        return NULL;
+    if (cell < 0 || cell > 2 || N < 0) return PyErr_Format(PyExc_ValueError, "invalid cell or sizes");
+    int n_gates = cell == 2 ? 4 : cell == 1 ? 3 : 1;
+    Py_ssize_t GH = n_gates * H;
+    Py_buffer steps_view;
+    const int64_t *steps;
+    Py_ssize_t n_steps;
+    if (get_steps(o_steps, &steps_view, N, &steps, &n_steps) != 0) return NULL;
+    Buffers bufs = {.count = 0};
+    float *G = NULL, *state = NULL, *TC = NULL, *Hc = NULL, *drec = NULL, *dc = NULL;
+#define FAIL_RELEASE { release(&bufs); PyBuffer_Release(&steps_view); return NULL; }
+#define GET(var, obj, need, w) { var = take(&bufs, obj, need, w, #var); if (var == NULL) FAIL_RELEASE }
+    float *dH, *dG, *packed;
+    GET(dH, o_dh, N * H, 1)
+    GET(dG, o_dg, N * GH, 1)
+    GET(packed, o_p, (H + 63) / 64 * GH * 64, 0)
+    if (cell == 2) {
+        GET(G, o_g, N * GH, 0) GET(state, o_state, N * H, 0) GET(TC, o_tc, N * H, 0)
+        GET(dc, o_dc, N * H, 1)
+    } else if (cell == 1) {
+        GET(G, o_g, N * GH, 0) GET(state, o_state, N * H, 0) GET(Hc, o_hc, N * H, 0)
+        GET(drec, o_drec, N * GH, 1)
+    } else {
+        GET(Hc, o_hc, N * H, 0)
+    }
+#undef GET
+#undef FAIL_RELEASE
+    Py_BEGIN_ALLOW_THREADS
+    run_back_steps(cell, steps, n_steps, dH, dG, packed, G, state, TC, Hc, drec, dc, H);
+    Py_END_ALLOW_THREADS
+    release(&bufs);
+    PyBuffer_Release(&steps_view);
+    Py_RETURN_NONE;
+}
 #endif
 
 static PyMethodDef methods[] = {
@@ -1113,6 +1203,8 @@ static PyMethodDef methods[] = {
     {"pack_b", py_pack_b, METH_VARARGS, "Pack B (K, N) for gemm_packed."},
     {"gemm_packed", py_gemm_packed, METH_VARARGS, "C = [C +] A @ B with B from pack_b."},
     {"wgrad", py_wgrad, METH_VARARGS, "C = [C +] A.T @ [X | H[prev]] (weight gradients)."},
+    {"run_back_steps", py_run_back_steps, METH_VARARGS,
+     "Backprop through all steps of one direction (gates and recurrent products)."},
 #endif
     {NULL, NULL, 0, NULL},
 };

@@ -418,33 +418,43 @@ def _direction_forward(
         H_prev = None if whole_steps else _gather_prev(xp, H, prev_rows)
         # The C kernels of GRU and Elman read rows of H: contiguous ones.
         Hc = xp.ascontiguousarray(H) if fused and cell != "lstm" else H
-        if fused:
-            # Only what the C backward step of this cell reads, sliced per step.
-            all_saved = {"g": G, "h": Hc, **state}
-            saved = {k: all_saved[k] for k in FUSED_BACKWARD_READS[cell]}
-        else:
-            if cell == "lstm":
-                state["C_prev"] = _gather_prev(xp, state["c"], prev_rows)
-            saved = getattr(cells, f"{cell}_factors")(xp, G, H, H_prev, state)
         dG = WORKSPACE.take(xp, G.shape, dtype)
-        back_scratch = xp.empty((max_batch, nH), dtype=dtype)
         grads: Dict = {}
         if cell == "lstm":
             grads["dc"] = WORKSPACE.take(xp, (N, nH), dtype, zero=True)
         elif cell == "gru":
             grads["drec"] = WORKSPACE.take(xp, G.shape, dtype)
         W_back = cells.weights_for_products(xp, Wh) if fused else Wh
-        for start, size, p_start, n_prev in reversed(n_steps):
-            rows = slice(start, start + size)
-            prev = slice(p_start, p_start + n_prev)
-            step = {key: value[rows] for key, value in saved.items()}
-            step.update((key, value[rows]) for key, value in grads.items())
-            if cell == "lstm":
-                step["c_prev"] = state["c"][prev]
-                step["dc_prev"] = grads["dc"][prev]
-            elif cell == "gru":
-                step["h_prev"] = Hc[prev]
-            step_backward(xp, dH[rows], dG[rows], Wh=W_back, dh_prev=dH[prev], scratch=back_scratch, **step)
+        if whole_steps:
+            # All steps in one C call.
+            cells.run_back_steps(
+                cell, sched.step_array(direction), dH, dG, W_back, G,
+                state.get("c", state.get("rn")), state.get("tc"), Hc, grads.get("drec"),
+                grads.get("dc"),
+            )
+        else:
+            if fused:
+                # Only what the C backward step of this cell reads, sliced per step.
+                all_saved = {"g": G, "h": Hc, **state}
+                saved = {k: all_saved[k] for k in FUSED_BACKWARD_READS[cell]}
+            else:
+                if cell == "lstm":
+                    state["C_prev"] = _gather_prev(xp, state["c"], prev_rows)
+                saved = getattr(cells, f"{cell}_factors")(xp, G, H, H_prev, state)
+            back_scratch = xp.empty((max_batch, nH), dtype=dtype)
+            for start, size, p_start, n_prev in reversed(n_steps):
+                rows = slice(start, start + size)
+                prev = slice(p_start, p_start + n_prev)
+                step = {key: value[rows] for key, value in saved.items()}
+                step.update((key, value[rows]) for key, value in grads.items())
+                if cell == "lstm":
+                    step["c_prev"] = state["c"][prev]
+                    step["dc_prev"] = grads["dc"][prev]
+                elif cell == "gru":
+                    step["h_prev"] = Hc[prev]
+                step_backward(
+                    xp, dH[rows], dG[rows], Wh=W_back, dh_prev=dH[prev], scratch=back_scratch, **step
+                )
         # Weight gradients of all steps in one product each (with whole steps:
         # one kernel for [dWx | dWh] = dG.T @ [X | H_prev]).
         dRec = dG
