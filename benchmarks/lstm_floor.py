@@ -19,8 +19,9 @@ If torch's layer takes less time than this floor, no rearrangement of our
 Python code can make the layer as fast as torch's with numpy's BLAS; only a
 faster matrix product (or gate kernel) could. That is what the layer's
 AVX-512 kernels are (2026-11-27): where the CPU has AVX-512F, our layer no
-longer makes its forward products and per-step backward products with
-numpy's BLAS, and `ours/floor` above 1 shows what that gained over the floor.
+longer makes any of these products with numpy's BLAS (whole steps forward
+and backward, the weight gradients in their own kernel), and `ours/floor`
+above 1 shows what that gained over the floor.
 Every figure is measured in one process, the three systems alternating block
 by block on identical inputs; compare the ratios.
 """
@@ -230,8 +231,9 @@ def render(r: Dict[str, Any]) -> str:
         "must run (see the script's docstring). Ratios are speed ratios: above 1 = "
         "the first is faster. `floor/torch` below 1 means that torch's layer is faster "
         "than the products and kernels alone, so no numpy layer built on them can match it. "
-        + ("Ours ran with its AVX-512 kernels (whole steps forward, packed products in "
-           "backprop), so `ours/floor` above 1 is what they gained over numpy's BLAS."
+        + ("Ours ran with its AVX-512 kernels (whole steps forward and backward, packed "
+           "products, weight-gradient kernel), so `ours/floor` above 1 is what they "
+           "gained over numpy's BLAS."
            if r.get("ours_whole_steps") else
            "Ours ran on numpy's matmul (no AVX-512 kernels on this CPU)."),
         "",

@@ -381,8 +381,9 @@ def _ours_kernels(numpy) -> bool:
 
 
 def _ours_whole_steps(numpy) -> bool:
-    """Whether our layer ran its AVX-512 kernels (whole steps forward, packed
-    products in backprop), else numpy's matmul with the C gate kernels."""
+    """Whether our layer ran its AVX-512 kernels (whole steps forward and
+    backward, packed products, weight-gradient kernel), else numpy's matmul
+    with the C gate kernels."""
     from spacy_rnn_ner.layers import cells
 
     return bool(getattr(cells, "packed_available", lambda *a: False)(numpy, numpy.float32))
@@ -951,7 +952,8 @@ def render_layer(layer: Dict[str, Any], blis_threading: Optional[bool]) -> List[
         + "Ours ran with "
         + (
             "its AVX-512 kernels (`_cpu_kernels`: each step's products and gates in one "
-            "kernel, the products of backprop with packed weights)."
+            "kernel; backprop's steps in one call with packed weights; the weight "
+            "gradients in one kernel)."
             if first.get("ours_whole_steps")
             else "its fused C gate kernels (`_cpu_kernels`) and numpy's matmul."
             if first.get("ours_c_kernels")

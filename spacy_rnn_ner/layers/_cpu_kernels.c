@@ -8,9 +8,10 @@
  * at load time.
  *
  * AVX-512 kernels (HAS_PACKED, below): whole steps forward (products and
- * gates in one kernel, all steps of a direction in one call) and a small
- * matrix product with packed weights for backprop; compiled for AVX-512F
- * only, used only where the CPU has it.
+ * gates in one kernel, all steps of a direction in one call), the backward
+ * steps of a direction in one call, a small matrix product with packed
+ * weights, and the weight gradients dG.T @ [X | H_prev]; compiled for
+ * AVX-512F only, used only where the CPU has it.
  *
  * Buffers are C-contiguous float32, taken through the buffer protocol and
  * checked for size; the layouts are those of `cells.py`.
