@@ -1224,7 +1224,7 @@ PyMODINIT_FUNC PyInit__cpu_kernels(void) {
     packed_ok = __builtin_cpu_supports("avx512f") ? 1 : 0;
     has_packed = packed_ok;
 #endif
-    /* Whether step_pack, the *_step kernels, pack_b and gemm_packed exist and
+    /* Whether step_pack, run_steps, run_back_steps, pack_b, gemm_packed and wgrad exist and
      * this CPU can run them. */
     if (PyModule_AddIntConstant(m, "HAS_PACKED", has_packed) != 0) {
         Py_DECREF(m);
