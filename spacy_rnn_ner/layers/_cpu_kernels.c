@@ -160,27 +160,31 @@ CLONES static void gru_fwd(float *restrict g, const float *restrict rec, const f
     }
 }
 
-/* Writes dg[:, 2H:] = d x_n and drec = d[x_r, x_z, rn] (n, 3H);
- * dh_prev (n_prev, H) += dh * z. */
+/* Writes dg = d[x_r, x_z, x_n] and drec = d[x_r, x_z, rn] (n, 3H: the r
+ * and z blocks are the same); dh_prev (n_prev, H) += dh * z. h_prev's rows
+ * are ldh apart. */
 CLONES static void gru_bwd(const float *restrict dh, const float *restrict g, const float *restrict rn,
-                           const float *restrict h_prev, float *restrict dg, float *restrict drec,
-                           float *restrict dh_prev, Py_ssize_t n, Py_ssize_t n_prev,
-                           Py_ssize_t H) {
+                           const float *restrict h_prev, Py_ssize_t ldh, float *restrict dg,
+                           float *restrict drec, float *restrict dh_prev, Py_ssize_t n,
+                           Py_ssize_t n_prev, Py_ssize_t H) {
     for (Py_ssize_t r = 0; r < n; r++) {
         const float *restrict gr = g + r * 3 * H, *restrict gz = gr + H, *restrict gn = gz + H;
         const float *restrict dhr = dh + r * H, *restrict rnr = rn + r * H;
-        float *restrict dn = dg + r * 3 * H + 2 * H;
+        float *restrict gdr = dg + r * 3 * H, *restrict gdz = gdr + H, *restrict dn = gdz + H;
         float *restrict dr = drec + r * 3 * H, *restrict dz = dr + H, *restrict drn = dz + H;
         int has_prev = r < n_prev;
-        const float *restrict hp = has_prev ? h_prev + r * H : NULL;
+        const float *restrict hp = has_prev ? h_prev + r * ldh : NULL;
         float *restrict dhp = has_prev ? dh_prev + r * H : NULL;
         for (Py_ssize_t j = 0; j < H; j++) {
             float rg = gr[j], zg = gz[j], nn = gn[j], d = dhr[j];
             float prev = has_prev ? hp[j] : 0.0f;
             float dnp = d * (1.0f - zg) * (1.0f - nn * nn);
+            float dzj = d * (prev - nn) * zg * (1.0f - zg), drj = dnp * rnr[j] * rg * (1.0f - rg);
             dn[j] = dnp;
-            dz[j] = d * (prev - nn) * zg * (1.0f - zg);
-            dr[j] = dnp * rnr[j] * rg * (1.0f - rg);
+            dz[j] = dzj;
+            gdz[j] = dzj;
+            dr[j] = drj;
+            gdr[j] = drj;
             drn[j] = dnp * rg;
         }
         if (has_prev)
@@ -201,9 +205,15 @@ CLONES static void elman_fwd(float *restrict g, const float *restrict rec, float
     }
 }
 
-CLONES static void elman_bwd(const float *restrict dh, const float *restrict h, float *restrict dg,
-                             Py_ssize_t n, Py_ssize_t H) {
-    for (Py_ssize_t i = 0; i < n * H; i++) dg[i] = dh[i] * (1.0f - h[i] * h[i]);
+/* h's rows are ldh apart. */
+CLONES static void elman_bwd(const float *restrict dh, const float *restrict h, Py_ssize_t ldh,
+                             float *restrict dg, Py_ssize_t n, Py_ssize_t H) {
+    for (Py_ssize_t r = 0; r < n; r++) {
+        const float *restrict hr = h + r * ldh;
+        const float *restrict dhr = dh + r * H;
+        float *restrict dgr = dg + r * H;
+        for (Py_ssize_t j = 0; j < H; j++) dgr[j] = dhr[j] * (1.0f - hr[j] * hr[j]);
+    }
 }
 
 /* ---- LSTM step with its own recurrent product (AVX-512) ----------------
@@ -721,14 +731,14 @@ AVX512 static void run_steps(int cell, const float *restrict X, float *restrict 
  * gate kernel (as lstm_bwd / gru_bwd / elman_bwd), then dh_prev += dR @ Wh
  * with Wh packed by pack_b (dR: dG, or the GRU's drec). dH (N, H) holds the
  * gradients of the outputs and receives those of the previous states; the
- * rest as in run_steps (state: the LSTM cell or the GRU's rn; Hc: the
- * outputs, C-contiguous; dc: the LSTM's cell gradient, zeros on entry). */
+ * rest as in run_steps (state: the LSTM cell or the GRU's rn; Hs: the
+ * outputs, rows ld apart; dc: the LSTM's cell gradient, zeros on entry). */
 AVX512 static void run_back_steps(int cell, const int64_t *restrict steps, Py_ssize_t n_steps,
                                   float *restrict dH, float *restrict dG,
                                   const float *restrict Wh_packed, const float *restrict G,
                                   const float *restrict state, const float *restrict TC,
-                                  const float *restrict Hc, float *restrict drec,
-                                  float *restrict dc, Py_ssize_t H) {
+                                  const float *restrict Hs, Py_ssize_t ldh,
+                                  float *restrict drec, float *restrict dc, Py_ssize_t H) {
     int n_gates = cell == 2 ? 4 : cell == 1 ? 3 : 1;
     Py_ssize_t GH = n_gates * H;
     for (Py_ssize_t s = n_steps - 1; s >= 0; s--) {
@@ -740,11 +750,11 @@ AVX512 static void run_back_steps(int cell, const int64_t *restrict steps, Py_ss
             lstm_bwd(dh, dc + start * H, G + start * GH, state + p_start * H, TC + start * H, dg,
                      dc + p_start * H, size, n_prev, H);
         } else if (cell == 1) {
-            gru_bwd(dh, G + start * GH, state + start * H, Hc + p_start * H, dg,
+            gru_bwd(dh, G + start * GH, state + start * H, Hs + p_start * ldh, ldh, dg,
                     drec + start * GH, dh_prev, size, n_prev, H);
             dr = drec + start * GH;
         } else {
-            elman_bwd(dh, Hc + start * H, dg, size, H);
+            elman_bwd(dh, Hs + start * ldh, ldh, dg, size, H);
         }
         if (n_prev) gemm_packed(dr, Wh_packed, dh_prev, n_prev, GH, H, 1);
     }
@@ -881,7 +891,7 @@ static PyObject *py_gru_bwd(PyObject *self, PyObject *args) {
     TAKE(drec, o_drec, n * 3 * H, 1);
     TAKE(dh_prev, o_dhp, n_prev * H, 1);
     Py_BEGIN_ALLOW_THREADS
-    gru_bwd(dh, g, rn, h_prev, dg, drec, dh_prev, n, n_prev, H);
+    gru_bwd(dh, g, rn, h_prev, H, dg, drec, dh_prev, n, n_prev, H);
     Py_END_ALLOW_THREADS
     release(&bufs);
     Py_RETURN_NONE;
@@ -915,7 +925,7 @@ static PyObject *py_elman_bwd(PyObject *self, PyObject *args) {
     TAKE(h, o_h, n * H, 0);
     TAKE(dg, o_dg, n * H, 1);
     Py_BEGIN_ALLOW_THREADS
-    elman_bwd(dh, h, dg, n, H);
+    elman_bwd(dh, h, H, dg, n, H);
     Py_END_ALLOW_THREADS
     release(&bufs);
     Py_RETURN_NONE;
@@ -1142,8 +1152,9 @@ static PyObject *py_run_steps(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* run_back_steps(cell, steps, dH, dG, Wh_packed, G, state, tc, Hc, drec, dc, N, H);
- * arguments a cell does not use may be None. */
+/* run_back_steps(cell, steps, dH, dG, Wh_packed, G, state, tc, H_out, drec, dc, N, H);
+ * H_out (N, H) may be a column block of a wider array; arguments a cell does
+ * not use may be None. */
 static PyObject *py_run_back_steps(PyObject *self, PyObject *args) {
     PyObject *o_steps, *o_dh, *o_dg, *o_p, *o_g, *o_state, *o_tc, *o_hc, *o_drec, *o_dc;
     Py_ssize_t N, H;
@@ -1162,7 +1173,8 @@ static PyObject *py_run_back_steps(PyObject *self, PyObject *args) {
     Py_ssize_t n_steps;
     if (get_steps(o_steps, &steps_view, N, &steps, &n_steps) != 0) return NULL;
     Buffers bufs = {.count = 0};
-    float *G = NULL, *state = NULL, *TC = NULL, *Hc = NULL, *drec = NULL, *dc = NULL;
+    float *G = NULL, *state = NULL, *TC = NULL, *Hs = NULL, *drec = NULL, *dc = NULL;
+    Py_ssize_t ldh = H;
 #define FAIL_RELEASE { release(&bufs); PyBuffer_Release(&steps_view); return NULL; }
 #define GET(var, obj, need, w) { var = take(&bufs, obj, need, w, #var); if (var == NULL) FAIL_RELEASE }
     float *dH, *dG, *packed;
@@ -1173,15 +1185,16 @@ static PyObject *py_run_back_steps(PyObject *self, PyObject *args) {
         GET(G, o_g, N * GH, 0) GET(state, o_state, N * H, 0) GET(TC, o_tc, N * H, 0)
         GET(dc, o_dc, N * H, 1)
     } else if (cell == 1) {
-        GET(G, o_g, N * GH, 0) GET(state, o_state, N * H, 0) GET(Hc, o_hc, N * H, 0)
+        GET(G, o_g, N * GH, 0) GET(state, o_state, N * H, 0)
+        Hs = take_rows(&bufs, o_hc, N, H, 0, "H", &ldh); if (Hs == NULL) FAIL_RELEASE
         GET(drec, o_drec, N * GH, 1)
     } else {
-        GET(Hc, o_hc, N * H, 0)
+        Hs = take_rows(&bufs, o_hc, N, H, 0, "H", &ldh); if (Hs == NULL) FAIL_RELEASE
     }
 #undef GET
 #undef FAIL_RELEASE
     Py_BEGIN_ALLOW_THREADS
-    run_back_steps(cell, steps, n_steps, dH, dG, packed, G, state, TC, Hc, drec, dc, H);
+    run_back_steps(cell, steps, n_steps, dH, dG, packed, G, state, TC, Hs, ldh, drec, dc, H);
     Py_END_ALLOW_THREADS
     release(&bufs);
     PyBuffer_Release(&steps_view);

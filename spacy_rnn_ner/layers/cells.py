@@ -307,17 +307,17 @@ def step_pack(xp, cell: str, Wx, Wh):
 CELL_CODES = {"elman": 0, "gru": 1, "lstm": 2}
 
 
-def run_back_steps(cell: str, steps, dH, dG, Wh: "PackedMatrix", G, state, tc, Hc, drec, dc) -> None:
+def run_back_steps(cell: str, steps, dH, dG, Wh: "PackedMatrix", G, state, tc, H, drec, dc) -> None:
     """Backprop through all steps of one direction in one C call (AVX-512),
     last step first: each step's gate kernel (as `*_backward_c`), then
     dh_prev += dG_t @ Wh (GRU: drec_t). dH (N, nH) holds the output
     gradients and receives the previous states' ones; dG (N, gates * nH) the
     gate gradients. G, state (LSTM cell / GRU rn) and tc as `run_steps` left
-    them; Hc: the outputs, C-contiguous (GRU, Elman); drec (GRU) and dc
-    (LSTM, zeros) receive gradients. Arguments a cell does not read may be
-    None."""
+    them; H: the outputs (GRU, Elman), rows may be apart (a column block);
+    drec (GRU) and dc (LSTM, zeros) receive gradients. Arguments a cell does
+    not read may be None."""
     _cpu_kernels.run_back_steps(
-        CELL_CODES[cell], steps, dH, dG, Wh.data, G, state, tc, Hc, drec, dc,
+        CELL_CODES[cell], steps, dH, dG, Wh.data, G, state, tc, H, drec, dc,
         dH.shape[0], dH.shape[1],
     )
 

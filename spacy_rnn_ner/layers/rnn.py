@@ -416,8 +416,6 @@ def _direction_forward(
         prev_rows = sched.prev_rows[direction]
         # The packed weight-gradient kernel gathers the previous states itself.
         H_prev = None if whole_steps else _gather_prev(xp, H, prev_rows)
-        # The C kernels of GRU and Elman read rows of H: contiguous ones.
-        Hc = xp.ascontiguousarray(H) if fused and cell != "lstm" else H
         dG = WORKSPACE.take(xp, G.shape, dtype)
         grads: Dict = {}
         if cell == "lstm":
@@ -429,10 +427,12 @@ def _direction_forward(
             # All steps in one C call.
             cells.run_back_steps(
                 cell, sched.step_array(direction), dH, dG, W_back, G,
-                state.get("c", state.get("rn")), state.get("tc"), Hc, grads.get("drec"),
+                state.get("c", state.get("rn")), state.get("tc"), H, grads.get("drec"),
                 grads.get("dc"),
             )
         else:
+            # The per-step C kernels of GRU and Elman read contiguous rows of H.
+            Hc = xp.ascontiguousarray(H) if fused and cell != "lstm" else H
             if fused:
                 # Only what the C backward step of this cell reads, sliced per step.
                 all_saved = {"g": G, "h": Hc, **state}
@@ -459,9 +459,11 @@ def _direction_forward(
         # one kernel for [dWx | dWh] = dG.T @ [X | H_prev]).
         dRec = dG
         if cell == "gru":
-            # The n gate's recurrent part has its own gradient (drec).
+            # The n gate's recurrent part has its own gradient (drec); the C
+            # kernels write the r and z gates' into both.
             dRec = grads["drec"]
-            dG[:, : 2 * nH] = dRec[:, : 2 * nH]
+            if not fused:
+                dG[:, : 2 * nH] = dRec[:, : 2 * nH]
             model.inc_grad(f"bh_{suffix}", dRec[:, 2 * nH :].sum(axis=0))
         if not whole_steps:
             model.inc_grad(f"Wh_{suffix}", xp.matmul(dRec.T, H_prev))
