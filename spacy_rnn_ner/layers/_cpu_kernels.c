@@ -1009,6 +1009,17 @@ static float *take_rows(Buffers *b, PyObject *obj, Py_ssize_t rows, Py_ssize_t c
     return (float *)v->buf;
 }
 
+/* The shape of a 2-D buffer (ValueError naming it otherwise). */
+static int shape_2d(PyObject *obj, const char *name, Py_ssize_t *rows, Py_ssize_t *cols) {
+    Py_buffer v;
+    if (PyObject_GetBuffer(obj, &v, PyBUF_STRIDES) != 0) return -1;
+    int ok = v.ndim == 2;
+    if (ok) { *rows = v.shape[0]; *cols = v.shape[1]; }
+    PyBuffer_Release(&v);
+    if (!ok) PyErr_Format(PyExc_ValueError, "%s must be 2-D", name);
+    return ok ? 0 : -1;
+}
+
 /* wgrad(A, X, H, prev, C, accumulate): C (M, nX + nH) (+)= A.T @ [X | H[prev]]
  * with A (K, M), X (K, nX) or None, H (K, nH) or None, prev (K,) int32 in
  * [0, K] (K: a zero row), all of them arrays with contiguous rows. */
@@ -1018,32 +1029,19 @@ static PyObject *py_wgrad(PyObject *self, PyObject *args) {
     if (!packed_ok) return PyErr_Format(PyExc_RuntimeError, "wgrad needs a CPU with AVX-512F");
     if (!PyArg_ParseTuple(args, "OOOOOp", &o_a, &o_x, &o_h, &o_prev, &o_c, &accumulate))
         return NULL;
-    PyObject *shape_src = o_a;
-    Py_buffer av;
-    if (PyObject_GetBuffer(shape_src, &av, PyBUF_STRIDES | PyBUF_FORMAT) != 0) return NULL;
-    Py_ssize_t K = av.ndim == 2 ? av.shape[0] : -1, M = av.ndim == 2 ? av.shape[1] : -1;
-    PyBuffer_Release(&av);
-    if (K < 0) return PyErr_Format(PyExc_ValueError, "A must be 2-D");
-    Py_ssize_t nX = 0, nH = 0, lda, ldx = 0, ldh = 0, ldc;
+    Py_ssize_t K, M, rows, nX = 0, nH = 0, lda, ldx = 0, ldh = 0, ldc;
+    if (shape_2d(o_a, "A", &K, &M) != 0) return NULL;
     Buffers bufs = {.count = 0};
 #define FAIL { release(&bufs); return NULL; }
     float *A = take_rows(&bufs, o_a, K, M, 0, "A", &lda); if (A == NULL) FAIL
     float *X = NULL, *Hs = NULL;
     const int32_t *prev = NULL;
     if (o_x != Py_None) {
-        Py_buffer xv;
-        if (PyObject_GetBuffer(o_x, &xv, PyBUF_STRIDES) != 0) FAIL
-        nX = xv.ndim == 2 ? xv.shape[1] : -1;
-        PyBuffer_Release(&xv);
-        if (nX < 0) { PyErr_SetString(PyExc_ValueError, "X must be 2-D"); FAIL }
+        if (shape_2d(o_x, "X", &rows, &nX) != 0) FAIL
         X = take_rows(&bufs, o_x, K, nX, 0, "X", &ldx); if (X == NULL) FAIL
     }
     if (o_h != Py_None) {
-        Py_buffer hv;
-        if (PyObject_GetBuffer(o_h, &hv, PyBUF_STRIDES) != 0) FAIL
-        nH = hv.ndim == 2 ? hv.shape[1] : -1;
-        PyBuffer_Release(&hv);
-        if (nH < 0) { PyErr_SetString(PyExc_ValueError, "H must be 2-D"); FAIL }
+        if (shape_2d(o_h, "H", &rows, &nH) != 0) FAIL
         Hs = take_rows(&bufs, o_h, K, nH, 0, "H", &ldh); if (Hs == NULL) FAIL
         Py_buffer *pv = &bufs.views[bufs.count];
         if (PyObject_GetBuffer(o_prev, pv, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) != 0) FAIL

@@ -11,8 +11,10 @@ How a layer runs one direction depends on the arrays and the machine:
 - numpy float32 on a CPU with AVX-512F (`cells.packed_available`): one C call
   runs all steps (`cells.run_steps`); each step's kernel makes the input and
   recurrent products and applies the gates while the products are still in
-  registers. Backprop's per-step and input products use weights packed once
-  per pass (`cells.PackedMatrix`).
+  registers. Backprop runs all steps in one C call too
+  (`cells.run_back_steps`, recurrent products with weights packed once per
+  pass, `cells.PackedMatrix`), then one kernel makes the weight gradients
+  (`cells.weight_gradient`) and a packed product the input gradient.
 - numpy float32 elsewhere: the input projection of all steps is one matmul
   (in inference one per block of steps: see `_direction_infer`), then per
   step one numpy matmul and a fused C gate kernel.
@@ -358,7 +360,6 @@ def _direction_forward(
     N = X.shape[0]
     dtype = X.dtype
     max_batch = max(sched.sizes, default=0)
-    n_steps = sched.steps(direction)
     fused = cells.kernels_available(xp, dtype)
     suffix_c = "_c" if fused else ""
     step_forward = getattr(cells, f"{cell}_forward{suffix_c}")
@@ -366,6 +367,8 @@ def _direction_forward(
     # Whole steps (AVX-512): each step's kernel does its input projection,
     # recurrent product and gates, and the steps run in one C call.
     whole_steps = fused and cells.packed_available(xp, dtype)
+    # The steps for the Python loops (whole steps take `sched.step_array`).
+    n_steps = [] if whole_steps else sched.steps(direction)
     if fused:
         X = xp.ascontiguousarray(X)
         G = WORKSPACE.take(xp, (N, Wh.shape[0]), dtype)
@@ -395,7 +398,7 @@ def _direction_forward(
         cells.run_steps(
             cell, X, H, W_rec, b, bh, sched.step_array(direction), G, saved, state.get("tc")
         )
-    for start, size, p_start, n_prev in [] if whole_steps else n_steps:
+    for start, size, p_start, n_prev in n_steps:
         rows = slice(start, start + size)
         prev = slice(p_start, p_start + n_prev)
         step = {key: value[rows] for key, value in state.items()}
