@@ -25,6 +25,7 @@ from thinc.types import Floats2d
 from .layers.char_cnn import CharCNN
 from .layers.char_embed import CharEmbed
 from .layers.crf_layer import CRF
+from .layers.locked_dropout import LockedDropout
 from .layers.rnn import RNN
 from .layers.token_dropout import TokenDropout
 
@@ -60,6 +61,38 @@ def build_rnn_encoder(
     # Dropout on the token vectors going in (embedding dropout): its rate is
     # the `[training] dropout` that spaCy sets on every update.
     model = chain(Dropout(0.0), with_padded(rnn))
+    model.set_dim("nO", width)
+    return model
+
+
+@registry.architectures("spacy-rnn-ner.RNNEncoder.v2")
+def build_rnn_encoder_v2(
+    width: int = 128,
+    depth: int = 1,
+    cell: str = "lstm",
+    bidirectional: bool = True,
+    dropout: float = 0.0,
+) -> Model[List[Floats2d], List[Floats2d]]:
+    """As `RNNEncoder.v1`, but with variational ("locked") dropout: one mask
+    per document over the feature columns, shared by all of its tokens, on
+    the input of every recurrent layer and on the encoder's output. v1's
+    dropout draws a new mask per token and only after each layer.
+
+    width (int): Output width; with `bidirectional`, each direction has
+        `width // 2` hidden units, so width must be even. Recommended 96-256.
+    depth (int): Number of stacked recurrent layers. Recommended 1-2.
+    cell (str): "lstm" (recommended), "gru", or "elman".
+    bidirectional (bool): Read right to left as well and concatenate.
+    dropout (float): Locked dropout rate in training. Recommended 0.25-0.5.
+        The input vectors also get `[training] dropout` (set by spaCy per
+        update, a fresh mask per token).
+    """
+    layers: List[Model] = [Dropout(0.0)]
+    for _ in range(depth):
+        rnn = RNN(nO=width, cell=cell, bidirectional=bidirectional, depth=1)
+        layers += [LockedDropout(dropout), with_padded(rnn)]
+    layers.append(LockedDropout(dropout))
+    model = chain(*layers)
     model.set_dim("nO", width)
     return model
 

@@ -13,6 +13,7 @@ EXPECTED = {
     "spacy_factories": {"rnn_ner"},
     "spacy_architectures": {
         "spacy-rnn-ner.RNNEncoder.v1",
+        "spacy-rnn-ner.RNNEncoder.v2",
         "spacy-rnn-ner.RNNTagger.v1",
         "spacy-rnn-ner.RNNCRFTagger.v1",
         "spacy-rnn-ner.CharMultiHashEmbed.v1",
@@ -24,6 +25,7 @@ EXPECTED = {
         "spacy-rnn-ner.CharEmbed.v1",
         "spacy-rnn-ner.CharCNN.v1",
         "spacy-rnn-ner.TokenDropout.v1",
+        "spacy-rnn-ner.LockedDropout.v1",
     },
 }
 
