@@ -62,9 +62,10 @@ def test_backend_info_names_the_path_in_use(monkeypatch):
     assert cells.backend_info()["path"] == "numpy"
 
 
-def _import_without_kernels(monkeypatch, installed):
-    """Re-run the kernels' import as if the extension were missing, with
-    `installed` as the kernels of an installed copy (or None)."""
+def _import_without_kernels(monkeypatch, installed, local=None):
+    """Re-run the kernels' import as if the extension failed to import, with
+    `installed` as the kernels of an installed copy and `local` as a build
+    next to the module (or None)."""
     import spacy_rnn_ner.layers as package
 
     monkeypatch.delenv(cells.KERNELS_ENV, raising=False)
@@ -72,6 +73,7 @@ def _import_without_kernels(monkeypatch, installed):
         monkeypatch.delattr(package, "_cpu_kernels")
     monkeypatch.setitem(sys.modules, "spacy_rnn_ner.layers._cpu_kernels", None)
     monkeypatch.setattr(cells, "_installed_kernels", lambda: installed)
+    monkeypatch.setattr(cells, "_local_kernels", lambda: local)
     with pytest.warns(cells.KernelsWarning) as record:
         module, reason = cells._import_kernels()
     assert module is None and len(record) == 1
@@ -83,6 +85,11 @@ def _import_without_kernels(monkeypatch, installed):
 def test_missing_kernels_warn_once(monkeypatch):
     message = _import_without_kernels(monkeypatch, None)
     assert "not built" in message and "C compiler" in message
+
+
+def test_broken_build_warns(monkeypatch):
+    message = _import_without_kernels(monkeypatch, None, "/src/_cpu_kernels.so")
+    assert "/src/_cpu_kernels.so failed to load" in message
 
 
 def test_shadowed_install_warns(monkeypatch):

@@ -23,6 +23,7 @@ Gate layouts (columns of the fused gate buffer, H = hidden width):
 - lstm:  [i, f, o, g]; c = f c_prev + i g; h = o tanh(c)
 """
 import os
+import sys
 import warnings
 from typing import Dict, Optional, Tuple
 
@@ -254,21 +255,31 @@ HOW_TO_BUILD = (
 )
 
 
-def _installed_kernels() -> Optional[str]:
-    """The kernels of an installed spacy-rnn-ner distribution that is not
-    this source tree, if any (a checkout shadowing its `pip install .`)."""
-    try:
-        from importlib.metadata import PackageNotFoundError, distribution
+def _local_kernels() -> Optional[str]:
+    """The file of the kernels built next to this module, if any."""
+    from importlib.machinery import EXTENSION_SUFFIXES
 
-        files = distribution("spacy-rnn-ner").files or []
-    except (ImportError, PackageNotFoundError):  # pragma: no cover
-        return None
     here = os.path.dirname(os.path.abspath(__file__))
-    for path in files:
-        if path.name.startswith("_cpu_kernels") and path.suffix in (".so", ".pyd"):
-            located = os.path.abspath(str(path.locate()))
-            if os.path.exists(located) and os.path.dirname(located) != here:
-                return located
+    for suffix in EXTENSION_SUFFIXES:
+        if os.path.exists(os.path.join(here, "_cpu_kernels" + suffix)):
+            return os.path.join(here, "_cpu_kernels" + suffix)
+    return None
+
+
+def _installed_kernels() -> Optional[str]:
+    """Built kernels of another copy of this package on sys.path, if any (a
+    checkout shadowing its `pip install .`)."""
+    from importlib.machinery import EXTENSION_SUFFIXES
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    for entry in sys.path:
+        folder = os.path.abspath(os.path.join(entry or ".", "spacy_rnn_ner", "layers"))
+        if folder == here:
+            continue
+        for suffix in EXTENSION_SUFFIXES:
+            path = os.path.join(folder, "_cpu_kernels" + suffix)
+            if os.path.exists(path):
+                return path
     return None
 
 
@@ -279,15 +290,18 @@ def _import_kernels():
     try:
         from . import _cpu_kernels as module
     except ImportError as error:
+        here = os.path.dirname(os.path.abspath(__file__))
+        built = _local_kernels()
         installed = _installed_kernels()
-        if installed:
+        if built:
+            reason = f"{built} failed to load ({error})"
+        elif installed:
             reason = (
-                f"the source tree {os.path.dirname(os.path.abspath(__file__))} shadows the "
-                f"installed package, which has them ({installed}); run from another folder "
-                "or use pip install -e ."
+                f"the source tree {here} shadows the installed package, which has them "
+                f"({installed}); run from another folder or use pip install -e ."
             )
         else:
-            reason = f"not built ({error}); {HOW_TO_BUILD}"
+            reason = f"not built; {HOW_TO_BUILD}"
         warnings.warn(
             f"spacy-rnn-ner: C kernels unavailable, the RNN layer runs on the slower numpy "
             f"path: {reason}",
