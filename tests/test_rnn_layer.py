@@ -1,4 +1,3 @@
-import platform
 import sys
 
 import numpy
@@ -250,19 +249,6 @@ def test_fused_kernels_match_ufunc_path(cell, bidirectional, monkeypatch):
         numpy.testing.assert_allclose(g1[name], g2[name], rtol=1e-4, atol=1e-5, err_msg=name)
 
 
-@pytest.mark.skipif(
-    sys.platform != "linux" or platform.python_implementation() != "CPython",
-    reason="the C kernels are only required where CI builds them",
-)
-def test_fused_kernels_are_built():
-    """`pip install` builds the kernels; without them the layer silently falls
-    back to the slower ufunc path, so a broken build must fail the tests."""
-    from spacy_rnn_ner.layers import cells
-
-    assert cells._cpu_kernels is not None
-    assert cells.kernels_available(numpy, numpy.float32)
-
-
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_backprop_leaves_output_gradient_alone(bidirectional):
     model = RNN(nO=4, nI=3, bidirectional=bidirectional)
@@ -399,24 +385,6 @@ def _needs_packed():
     return cells
 
 
-@pytest.mark.parametrize(
-    "M,K,N", [(0, 4, 5), (1, 1, 1), (7, 13, 64), (13, 33, 70), (64, 128, 128), (6, 200, 130), (9, 8, 100)]
-)
-@pytest.mark.parametrize("accumulate", [False, True])
-def test_packed_matrix_product(M, K, N, accumulate):
-    """`PackedMatrix.matmul` is a matrix product for any shape: row tiles and
-    column panels with tails, empty batches, out = or out +=."""
-    cells = _needs_packed()
-    rng = numpy.random.RandomState(0)
-    B = rng.normal(size=(K, N)).astype("f")
-    A = rng.normal(size=(M, K)).astype("f")
-    packed = cells.PackedMatrix(numpy, B)
-    out = rng.normal(size=(M, N)).astype("f")
-    expected = A @ B + (out if accumulate else 0.0)
-    packed.matmul(A, out, accumulate=accumulate)
-    numpy.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-4)
-
-
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("nI,nO", [(5, 8), (33, 32), (3, 140)])
 def test_packed_kernels_match_numpy_products(monkeypatch, cell, nI, nO):
@@ -450,72 +418,3 @@ def test_packed_kernels_match_numpy_products(monkeypatch, cell, nI, nO):
     numpy.testing.assert_allclose(dX1, dX2, rtol=1e-4, atol=1e-5)
     for name in g1:
         numpy.testing.assert_allclose(g1[name], g2[name], rtol=1e-4, atol=1e-5, err_msg=name)
-
-
-@pytest.mark.parametrize(
-    "K,M,nX,nH",
-    [(0, 8, 3, 4), (1, 1, 1, 1), (7, 13, 5, 70), (300, 24, 96, 128), (600, 70, 0, 33), (513, 16, 17, 0)],
-)
-@pytest.mark.parametrize("accumulate", [False, True])
-def test_weight_gradient_kernel(K, M, nX, nH, accumulate):
-    """`wgrad`: C (+)= A.T @ [X | H[prev]] for any shape (row blocks of 256,
-    tiles of 6 x 64, with tails), rows of H gathered by prev with zeros where
-    prev == K, A and H column blocks of wider arrays, X or H left out."""
-    cells = _needs_packed()
-    rng = numpy.random.RandomState(0)
-    A = rng.normal(size=(K, M + 3)).astype("f")[:, 1 : M + 1]
-    X = rng.normal(size=(K, nX)).astype("f") if nX else None
-    H = rng.normal(size=(K, 2 * nH + 1)).astype("f")[:, nH + 1 :] if nH else None
-    prev = rng.randint(0, K + 1, size=K).astype("i")
-    parts = [] if X is None else [X]
-    if H is not None:
-        H_prev = numpy.zeros((K, nH), dtype="f")
-        H_prev[prev < K] = H[prev[prev < K]]
-        parts.append(H_prev)
-    C = rng.normal(size=(M, nX + nH)).astype("f")
-    expected = A.T.astype("d") @ numpy.hstack(parts).astype("d") + (C if accumulate else 0.0)
-    cells._cpu_kernels.wgrad(A, X, H, prev if H is not None else None, C, accumulate)
-    numpy.testing.assert_allclose(C, expected, rtol=1e-4, atol=1e-3)
-
-
-def test_packed_kernels_check_their_buffers():
-    """The kernels refuse buffers that are too small or not float32 instead
-    of reading past them."""
-    cells = _needs_packed()
-    k = cells._cpu_kernels
-    f = numpy.zeros
-    with pytest.raises(ValueError, match="needs"):
-        k.gemm_packed(f((2, 3), "f"), f(10, "f"), f((2, 5), "f"), 2, 3, 5, False)
-    with pytest.raises(TypeError, match="float32"):
-        k.pack_b(f((3, 5), "d"), f(3 * 64, "f"), 3, 5)
-    packed = cells.step_pack(numpy, "lstm", f((8, 3), "f"), f((8, 2), "f"))
-    X, H, b, c = f((4, 3), "f"), f((4, 2), "f"), f(8, "f"), f((4, 2), "f")
-    steps = numpy.array([[0, 2, 0, 0], [2, 2, 0, 2]], dtype="int64")
-    cells.run_steps("lstm", X, H, packed, b, None, steps, None, c, None)  # fine
-    with pytest.raises(ValueError, match="outside"):
-        cells.run_steps("lstm", X, H, packed, b, None, steps + 1, None, c, None)
-    with pytest.raises(ValueError, match="needs"):
-        cells.run_steps("lstm", X, H, packed, f(7, "f"), None, steps, None, c, None)
-    with pytest.raises(TypeError, match="int64"):
-        cells.run_steps("lstm", X, H, packed, b, None, steps.astype("i"), None, c, None)
-    Wh = cells.PackedMatrix(numpy, f((8, 2), "f"))
-    dH, dG, dc = f((4, 2), "f"), f((4, 8), "f"), f((4, 2), "f")
-    cells.run_back_steps("lstm", steps, dH, dG, Wh, dG, c, c, None, None, dc)  # fine
-    with pytest.raises(ValueError, match="outside"):
-        cells.run_back_steps("lstm", steps + 1, dH, dG, Wh, dG, c, c, None, None, dc)
-    with pytest.raises(ValueError, match="needs"):
-        cells.run_back_steps("lstm", steps, dH, dG, Wh, dG, c, c, None, None, f(7, "f"))
-    with pytest.raises(TypeError):
-        cells.run_back_steps("gru", steps, dH, f((4, 6), "f"), Wh, f((4, 6), "f"), c, None, H, None, None)
-    dG, prev, dW = f((4, 8), "f"), numpy.array([4, 0, 1, 4], dtype="i"), f((8, 5), "f")
-    k.wgrad(dG, X, H, prev, dW, False)  # fine
-    with pytest.raises(ValueError, match="outside"):
-        k.wgrad(dG, X, H, prev + 1, dW, False)
-    with pytest.raises(ValueError, match="int32"):
-        k.wgrad(dG, X, H, prev.astype("int64"), dW, False)
-    with pytest.raises(ValueError, match="float32"):
-        k.wgrad(dG, X, H, prev, f((8, 4), "f"), False)
-    with pytest.raises(ValueError, match="float32"):
-        k.wgrad(dG.astype("d"), X, H, prev, dW, False)
-    with pytest.raises(ValueError, match="contiguous"):
-        k.wgrad(dG, X, H, prev, f((5, 8), "f").T, False)

@@ -13,15 +13,31 @@
  * weights, and the weight gradients dG.T @ [X | H_prev]; compiled for
  * AVX-512F only, used only where the CPU has it.
  *
- * Buffers are C-contiguous float32, taken through the buffer protocol and
- * checked for size; the layouts are those of `cells.py`.
+ * Buffers are float32 arrays taken through the buffer protocol; each binding
+ * checks dtype, number of dimensions, shape and strides against its size
+ * arguments, with sizes multiplied without overflow, before any kernel runs.
+ * The layouts are those of `cells.py`.
+ *
+ * Portable C99 (gcc, clang, MSVC; x86-64 and aarch64): only the AVX-512 part
+ * and the target clones need gcc on x86-64, and are left out elsewhere.
+ * Build with -DPACKED_OFF or -DCLONES_OFF to leave them out anywhere (CI
+ * tests such a build).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
+#if defined(_MSC_VER) && !defined(__cplusplus)
+#define restrict __restrict
+#endif
+
+/* The cell, as the bindings take it (module constants CELL_ELMAN, ...). */
+typedef enum { CELL_ELMAN = 0, CELL_GRU = 1, CELL_LSTM = 2 } Cell;
+
 #if !defined(CLONES_OFF) && defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define HAVE_CLONES 1
 #define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define CLONES
@@ -52,8 +68,8 @@ static inline float sigmoid_(float x) { return 1.0f / (1.0f + exp_(-x)); }
 
 static inline float tanh_(float x) {
     /* 1 - 2 / (exp(2x) + 1), odd-symmetric to keep precision for x < 0 */
-    float y = 1.0f - 2.0f / (exp_(2.0f * __builtin_fabsf(x)) + 1.0f);
-    return __builtin_copysignf(y, x);
+    float y = 1.0f - 2.0f / (exp_(2.0f * fabsf(x)) + 1.0f);
+    return copysignf(y, x);
 }
 
 /* ---- kernels on raw pointers ------------------------------------------ */
@@ -230,6 +246,10 @@ CLONES static void elman_bwd(const float *restrict dh, const float *restrict h, 
 #if !defined(PACKED_OFF) && defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define HAVE_PACKED 1
 #include <immintrin.h>
+static inline int cell_gates(Cell cell) {
+    return cell == CELL_LSTM ? 4 : cell == CELL_GRU ? 3 : 1;
+}
+
 #define AVX512 __attribute__((target("avx512f")))
 #define INLINE static inline __attribute__((always_inline))
 #define MR 6
@@ -704,22 +724,22 @@ AVX512 static void lstm_step(const float *restrict x, const float *restrict h_pr
  * (a column block of the layer's output), state (N, H): the LSTM
  * cell or the GRU's rn; G (N, gates H) and TC (N, H) only when training
  * (else NULL). `packed` from step_pack. */
-AVX512 static void run_steps(int cell, const float *restrict X, float *restrict Hs,
+AVX512 static void run_steps(Cell cell, const float *restrict X, float *restrict Hs,
                              const float *restrict packed, const float *restrict bias,
                              const float *restrict bh, const int64_t *restrict steps,
                              Py_ssize_t n_steps, float *restrict G, float *restrict state,
                              float *restrict TC, Py_ssize_t nI, Py_ssize_t H, Py_ssize_t ld) {
-    int n_gates = cell == 2 ? 4 : cell == 1 ? 3 : 1;
+    int n_gates = cell_gates(cell);
     for (Py_ssize_t s = 0; s < n_steps; s++) {
         Py_ssize_t start = steps[4 * s], size = steps[4 * s + 1];
         Py_ssize_t p_start = steps[4 * s + 2], n_prev = steps[4 * s + 3];
         const float *x = X + start * nI, *h_prev = Hs + p_start * ld;
         float *h = Hs + start * ld;
         float *g = G != NULL ? G + start * n_gates * H : NULL;
-        if (cell == 2)
+        if (cell == CELL_LSTM)
             lstm_step(x, h_prev, packed, bias, state + p_start * H, g, state + start * H,
                       TC != NULL ? TC + start * H : NULL, h, size, n_prev, nI, H, ld);
-        else if (cell == 1)
+        else if (cell == CELL_GRU)
             gru_step(x, h_prev, packed, bias, bh, g, g != NULL ? state + start * H : NULL, h,
                      size, n_prev, nI, H, ld);
         else
@@ -733,23 +753,22 @@ AVX512 static void run_steps(int cell, const float *restrict X, float *restrict 
  * gradients of the outputs and receives those of the previous states; the
  * rest as in run_steps (state: the LSTM cell or the GRU's rn; Hs: the
  * outputs, rows ld apart; dc: the LSTM's cell gradient, zeros on entry). */
-AVX512 static void run_back_steps(int cell, const int64_t *restrict steps, Py_ssize_t n_steps,
+AVX512 static void run_back_steps(Cell cell, const int64_t *restrict steps, Py_ssize_t n_steps,
                                   float *restrict dH, float *restrict dG,
                                   const float *restrict Wh_packed, const float *restrict G,
                                   const float *restrict state, const float *restrict TC,
                                   const float *restrict Hs, Py_ssize_t ldh,
                                   float *restrict drec, float *restrict dc, Py_ssize_t H) {
-    int n_gates = cell == 2 ? 4 : cell == 1 ? 3 : 1;
-    Py_ssize_t GH = n_gates * H;
+    Py_ssize_t GH = cell_gates(cell) * H;
     for (Py_ssize_t s = n_steps - 1; s >= 0; s--) {
         Py_ssize_t start = steps[4 * s], size = steps[4 * s + 1];
         Py_ssize_t p_start = steps[4 * s + 2], n_prev = steps[4 * s + 3];
         float *dh = dH + start * H, *dh_prev = dH + p_start * H, *dg = dG + start * GH;
         const float *dr = dg;
-        if (cell == 2) {
+        if (cell == CELL_LSTM) {
             lstm_bwd(dh, dc + start * H, G + start * GH, state + p_start * H, TC + start * H, dg,
                      dc + p_start * H, size, n_prev, H);
-        } else if (cell == 1) {
+        } else if (cell == CELL_GRU) {
             gru_bwd(dh, G + start * GH, state + start * H, Hs + p_start * ldh, ldh, dg,
                     drec + start * GH, dh_prev, size, n_prev, H);
             dr = drec + start * GH;
@@ -763,23 +782,11 @@ AVX512 static void run_back_steps(int cell, const int64_t *restrict steps, Py_ss
 
 /* ---- Python bindings --------------------------------------------------- */
 
-/* Borrow a C-contiguous float32 buffer of at least `need` floats. */
-static int get_f32(PyObject *obj, Py_buffer *view, Py_ssize_t need,
-                   int writable, const char *name) {
-    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
-    if (PyObject_GetBuffer(obj, view, flags) != 0) return -1;
-    if (view->itemsize != 4 || view->format == NULL || strcmp(view->format, "f") != 0) {
-        PyErr_Format(PyExc_TypeError, "%s must be a float32 array", name);
-        PyBuffer_Release(view);
-        return -1;
-    }
-    if (view->len / 4 < need) {
-        PyErr_Format(PyExc_ValueError, "%s has %zd floats, needs %zd", name,
-                     view->len / 4, need);
-        PyBuffer_Release(view);
-        return -1;
-    }
-    return 0;
+/* Sizes are multiplied (and added, below) with these: -1 stands for
+ * "negative or overflowed" and propagates, and every buffer check refuses it. */
+static Py_ssize_t mul(Py_ssize_t a, Py_ssize_t b) {
+    if (a < 0 || b < 0 || (a != 0 && b > PY_SSIZE_T_MAX / a)) return -1;
+    return a * b;
 }
 
 #define MAX_BUFS 10
@@ -791,21 +798,72 @@ typedef struct {
 
 static void release(Buffers *b) {
     for (int i = 0; i < b->count; i++) PyBuffer_Release(&b->views[i]);
+    b->count = 0;
 }
 
-static float *take(Buffers *b, PyObject *obj, Py_ssize_t need, int writable,
-                   const char *name) {
-    if (need == 0) {
-        static float dummy;
-        return &dummy;
+/* Borrow a float32 array named `name`:
+ * - ndim 1: exactly `rows` contiguous floats (cols unused);
+ * - ndim 2: shape (rows, cols), or (>= rows, cols) when `min_rows`, with
+ *   C-contiguous rows; when `ld` is not NULL the rows may be apart (a column
+ *   block of a wider array) and *ld receives their distance in floats.
+ * None stands for an empty array. Returns NULL with an exception set
+ * (TypeError: not a float32 array; ValueError: wrong shape or strides). */
+static float *take_f32(Buffers *b, PyObject *obj, const char *name, int writable, int ndim,
+                       Py_ssize_t rows, Py_ssize_t cols, int min_rows, Py_ssize_t *ld) {
+    static float empty[1];
+    if (rows < 0 || (ndim == 2 && cols < 0)) {
+        PyErr_Format(PyExc_ValueError, "%s: the sizes are negative or too large", name);
+        return NULL;
     }
-    if (get_f32(obj, &b->views[b->count], need, writable, name) != 0) return NULL;
-    return (float *)b->views[b->count++].buf;
+    if (ld != NULL) *ld = cols;
+    if (obj == Py_None && (rows == 0 || (ndim == 2 && cols == 0))) return empty;
+    if (b->count >= MAX_BUFS) {
+        PyErr_SetString(PyExc_RuntimeError, "too many buffers");
+        return NULL;
+    }
+    Py_buffer *v = &b->views[b->count];
+    int flags = PyBUF_STRIDES | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, v, flags) != 0) return NULL;
+    b->count++;
+    if (v->itemsize != 4 || v->format == NULL || strcmp(v->format, "f") != 0) {
+        PyErr_Format(PyExc_TypeError, "%s must be a float32 array", name);
+        return NULL;
+    }
+    int ok = v->ndim == ndim;
+    if (ok && ndim == 1) {
+        ok = v->shape[0] == rows && (rows <= 1 || v->strides[0] == 4);
+    } else if (ok) {
+        Py_ssize_t r = v->shape[0], c = v->shape[1], s0 = v->strides[0];
+        ok = c == cols && (min_rows ? r >= rows : r == rows) && (c <= 1 || v->strides[1] == 4) &&
+             (r <= 1 || (s0 % 4 == 0 && (ld != NULL ? s0 >= 4 * c : s0 == 4 * c)));
+        if (ok && ld != NULL) *ld = r > 1 ? s0 / 4 : c;
+    }
+    if (!ok) {
+        if (ndim == 1)
+            PyErr_Format(PyExc_ValueError, "%s must be a contiguous 1-D float32 array of %zd floats",
+                         name, rows);
+        else
+            PyErr_Format(PyExc_ValueError,
+                         "%s must be a 2-D float32 array of shape (%s%zd, %zd) with contiguous rows",
+                         name, min_rows ? ">= " : "", rows, cols);
+        return NULL;
+    }
+    return (float *)v->buf;
 }
 
-#define TAKE(var, obj, need, w)                                \
-    float *var = take(&bufs, obj, need, w, #var);              \
+/* Declare `var`, borrowed from `obj` by take_f32; on failure release and
+ * return NULL from the binding (which must have `bufs`). */
+#define TAKE_AS(var, obj, w, ndim, rows, cols, min_rows, ld)                              \
+    float *var = take_f32(&bufs, obj, #var, w, ndim, rows, cols, min_rows, ld);            \
     if (var == NULL) { release(&bufs); return NULL; }
+/* The same into a declared variable (an argument that not every cell uses). */
+#define SET_ARR(var, obj, rows, cols, w)                                                   \
+    var = take_f32(&bufs, obj, #var, w, 2, rows, cols, 0, NULL);                           \
+    if (var == NULL) { release(&bufs); return NULL; }
+/* A C-contiguous (rows, cols) array, one of at least `rows` rows, a vector. */
+#define ARR(var, obj, rows, cols, w) TAKE_AS(var, obj, w, 2, rows, cols, 0, NULL)
+#define MIN_ROWS(var, obj, rows, cols, w) TAKE_AS(var, obj, w, 2, rows, cols, 1, NULL)
+#define VEC(var, obj, n, w) TAKE_AS(var, obj, w, 1, n, 0, 0, NULL)
 
 static int check_sizes(Py_ssize_t n, Py_ssize_t n_prev, Py_ssize_t H) {
     if (n < 0 || n_prev < 0 || n_prev > n || H < 0) {
@@ -822,12 +880,12 @@ static PyObject *py_lstm_fwd(PyObject *self, PyObject *args) {
                           &n, &n_prev, &H) || check_sizes(n, n_prev, H))
         return NULL;
     Buffers bufs = {.count = 0};
-    TAKE(g, o_g, n * 4 * H, 1);
-    TAKE(rec, o_rec, n_prev * 4 * H, 0);
-    TAKE(c_prev, o_cp, n_prev * H, 0);
-    TAKE(c, o_c, n * H, 1);
-    TAKE(tc, o_tc, n * H, 1);
-    TAKE(h, o_h, n * H, 1);
+    ARR(g, o_g, n, mul(4, H), 1)
+    MIN_ROWS(rec, o_rec, n_prev, mul(4, H), 0)
+    ARR(c_prev, o_cp, n_prev, H, 0)
+    ARR(c, o_c, n, H, 1)
+    ARR(tc, o_tc, n, H, 1)
+    ARR(h, o_h, n, H, 1)
     Py_BEGIN_ALLOW_THREADS
     lstm_fwd(g, rec, c_prev, c, tc, h, n, n_prev, H);
     Py_END_ALLOW_THREADS
@@ -842,13 +900,13 @@ static PyObject *py_lstm_bwd(PyObject *self, PyObject *args) {
                           &o_dcp, &n, &n_prev, &H) || check_sizes(n, n_prev, H))
         return NULL;
     Buffers bufs = {.count = 0};
-    TAKE(dh, o_dh, n * H, 0);
-    TAKE(dc, o_dc, n * H, 1);
-    TAKE(g, o_g, n * 4 * H, 0);
-    TAKE(c_prev, o_cp, n_prev * H, 0);
-    TAKE(tc, o_tc, n * H, 0);
-    TAKE(dg, o_dg, n * 4 * H, 1);
-    TAKE(dc_prev, o_dcp, n_prev * H, 1);
+    ARR(dh, o_dh, n, H, 0)
+    ARR(dc, o_dc, n, H, 1)
+    ARR(g, o_g, n, mul(4, H), 0)
+    ARR(c_prev, o_cp, n_prev, H, 0)
+    ARR(tc, o_tc, n, H, 0)
+    ARR(dg, o_dg, n, mul(4, H), 1)
+    ARR(dc_prev, o_dcp, n_prev, H, 1)
     Py_BEGIN_ALLOW_THREADS
     lstm_bwd(dh, dc, g, c_prev, tc, dg, dc_prev, n, n_prev, H);
     Py_END_ALLOW_THREADS
@@ -863,12 +921,12 @@ static PyObject *py_gru_fwd(PyObject *self, PyObject *args) {
                           &n, &n_prev, &H) || check_sizes(n, n_prev, H))
         return NULL;
     Buffers bufs = {.count = 0};
-    TAKE(g, o_g, n * 3 * H, 1);
-    TAKE(rec, o_rec, n_prev * 3 * H, 0);
-    TAKE(bh, o_bh, H, 0);
-    TAKE(h_prev, o_hp, n_prev * H, 0);
-    TAKE(rn, o_rn, n * H, 1);
-    TAKE(h, o_h, n * H, 1);
+    ARR(g, o_g, n, mul(3, H), 1)
+    MIN_ROWS(rec, o_rec, n_prev, mul(3, H), 0)
+    VEC(bh, o_bh, H, 0)
+    ARR(h_prev, o_hp, n_prev, H, 0)
+    ARR(rn, o_rn, n, H, 1)
+    ARR(h, o_h, n, H, 1)
     Py_BEGIN_ALLOW_THREADS
     gru_fwd(g, rec, bh, h_prev, rn, h, n, n_prev, H);
     Py_END_ALLOW_THREADS
@@ -883,13 +941,13 @@ static PyObject *py_gru_bwd(PyObject *self, PyObject *args) {
                           &o_dhp, &n, &n_prev, &H) || check_sizes(n, n_prev, H))
         return NULL;
     Buffers bufs = {.count = 0};
-    TAKE(dh, o_dh, n * H, 0);
-    TAKE(g, o_g, n * 3 * H, 0);
-    TAKE(rn, o_rn, n * H, 0);
-    TAKE(h_prev, o_hp, n_prev * H, 0);
-    TAKE(dg, o_dg, n * 3 * H, 1);
-    TAKE(drec, o_drec, n * 3 * H, 1);
-    TAKE(dh_prev, o_dhp, n_prev * H, 1);
+    ARR(dh, o_dh, n, H, 0)
+    ARR(g, o_g, n, mul(3, H), 0)
+    ARR(rn, o_rn, n, H, 0)
+    ARR(h_prev, o_hp, n_prev, H, 0)
+    ARR(dg, o_dg, n, mul(3, H), 1)
+    ARR(drec, o_drec, n, mul(3, H), 1)
+    ARR(dh_prev, o_dhp, n_prev, H, 1)
     Py_BEGIN_ALLOW_THREADS
     gru_bwd(dh, g, rn, h_prev, H, dg, drec, dh_prev, n, n_prev, H);
     Py_END_ALLOW_THREADS
@@ -904,9 +962,9 @@ static PyObject *py_elman_fwd(PyObject *self, PyObject *args) {
         check_sizes(n, n_prev, H))
         return NULL;
     Buffers bufs = {.count = 0};
-    TAKE(g, o_g, n * H, 0);
-    TAKE(rec, o_rec, n_prev * H, 0);
-    TAKE(h, o_h, n * H, 1);
+    ARR(g, o_g, n, H, 0)
+    MIN_ROWS(rec, o_rec, n_prev, H, 0)
+    ARR(h, o_h, n, H, 1)
     Py_BEGIN_ALLOW_THREADS
     elman_fwd(g, rec, h, n, n_prev, H);
     Py_END_ALLOW_THREADS
@@ -921,9 +979,9 @@ static PyObject *py_elman_bwd(PyObject *self, PyObject *args) {
         check_sizes(n, 0, H))
         return NULL;
     Buffers bufs = {.count = 0};
-    TAKE(dh, o_dh, n * H, 0);
-    TAKE(h, o_h, n * H, 0);
-    TAKE(dg, o_dg, n * H, 1);
+    ARR(dh, o_dh, n, H, 0)
+    ARR(h, o_h, n, H, 0)
+    ARR(dg, o_dg, n, H, 1)
     Py_BEGIN_ALLOW_THREADS
     elman_bwd(dh, h, H, dg, n, H);
     Py_END_ALLOW_THREADS
@@ -934,18 +992,32 @@ static PyObject *py_elman_bwd(PyObject *self, PyObject *args) {
 #ifdef HAVE_PACKED
 static int packed_ok = 0;
 
+static Py_ssize_t add(Py_ssize_t a, Py_ssize_t b) {
+    if (a < 0 || b < 0 || b > PY_SSIZE_T_MAX - a) return -1;
+    return a + b;
+}
+
+/* ceil(a / b) * b for a >= 0, b >= 1 (-1 on overflow). */
+static Py_ssize_t round_up(Py_ssize_t a, Py_ssize_t b) {
+    if (a < 0 || b < 1) return -1;
+    return mul(a / b + (a % b != 0), b);
+}
+
+
+#define NEED_AVX512(name)                                                                 \
+    if (!packed_ok) return PyErr_Format(PyExc_RuntimeError, name " needs a CPU with AVX-512F");
+
 static PyObject *py_step_pack(PyObject *self, PyObject *args) {
     PyObject *o_wx, *o_wh, *o_p;
     Py_ssize_t nI, H;
     int G, U;
-    if (!PyArg_ParseTuple(args, "OOOnnii", &o_wx, &o_wh, &o_p, &nI, &H, &G, &U) ||
-        check_sizes(0, 0, H))
-        return NULL;
-    if (nI < 0 || G < 1 || U < 1) return PyErr_Format(PyExc_ValueError, "invalid sizes");
+    if (!PyArg_ParseTuple(args, "OOOnnii", &o_wx, &o_wh, &o_p, &nI, &H, &G, &U)) return NULL;
+    if (nI < 0 || H < 0 || G < 1 || G > 4 || U < 1 || U > 64)
+        return PyErr_Format(PyExc_ValueError, "invalid sizes");
     Buffers bufs = {.count = 0};
-    TAKE(Wx, o_wx, G * H * nI, 0);
-    TAKE(Wh, o_wh, G * H * H, 0);
-    TAKE(packed, o_p, (H + U - 1) / U * (nI + H) * G * U, 1);
+    ARR(Wx, o_wx, mul(G, H), nI, 0)
+    ARR(Wh, o_wh, mul(G, H), H, 0)
+    VEC(packed, o_p, mul(mul(round_up(H, U), add(nI, H)), G), 1)
     step_pack(Wx, Wh, packed, nI, H, G, U);
     release(&bufs);
     Py_RETURN_NONE;
@@ -955,13 +1027,9 @@ static PyObject *py_pack_b(PyObject *self, PyObject *args) {
     PyObject *o_b, *o_p;
     Py_ssize_t K, N;
     if (!PyArg_ParseTuple(args, "OOnn", &o_b, &o_p, &K, &N)) return NULL;
-    if (K < 0 || N < 0) {
-        PyErr_SetString(PyExc_ValueError, "invalid sizes");
-        return NULL;
-    }
     Buffers bufs = {.count = 0};
-    TAKE(B, o_b, K * N, 0);
-    TAKE(packed, o_p, (N + 63) / 64 * K * 64, 1);
+    ARR(B, o_b, K, N, 0)
+    VEC(packed, o_p, mul(round_up(N, 64), K), 1)
     pack_b(B, packed, K, N);
     release(&bufs);
     Py_RETURN_NONE;
@@ -971,42 +1039,17 @@ static PyObject *py_gemm_packed(PyObject *self, PyObject *args) {
     PyObject *o_a, *o_p, *o_c;
     Py_ssize_t M, K, N;
     int accumulate;
-    if (!packed_ok) {
-        PyErr_SetString(PyExc_RuntimeError, "gemm_packed needs a CPU with AVX-512F");
-        return NULL;
-    }
+    NEED_AVX512("gemm_packed")
     if (!PyArg_ParseTuple(args, "OOOnnnp", &o_a, &o_p, &o_c, &M, &K, &N, &accumulate)) return NULL;
-    if (M < 0 || K < 0 || N < 0) {
-        PyErr_SetString(PyExc_ValueError, "invalid sizes");
-        return NULL;
-    }
     Buffers bufs = {.count = 0};
-    TAKE(A, o_a, M * K, 0);
-    TAKE(packed, o_p, (N + 63) / 64 * K * 64, 0);
-    TAKE(C, o_c, M * N, 1);
+    ARR(A, o_a, M, K, 0)
+    VEC(packed, o_p, mul(round_up(N, 64), K), 0)
+    ARR(C, o_c, M, N, 1)
     Py_BEGIN_ALLOW_THREADS
     gemm_packed(A, packed, C, M, K, N, accumulate);
     Py_END_ALLOW_THREADS
     release(&bufs);
     Py_RETURN_NONE;
-}
-/* A 2-D float32 array (rows, cols) whose rows are contiguous and ld floats
- * apart (a column block of a wider array is fine); ld is set. */
-static float *take_rows(Buffers *b, PyObject *obj, Py_ssize_t rows, Py_ssize_t cols,
-                        int writable, const char *name, Py_ssize_t *ld) {
-    Py_buffer *v = &b->views[b->count];
-    int flags = PyBUF_STRIDES | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
-    if (PyObject_GetBuffer(obj, v, flags) != 0) return NULL;
-    b->count++;
-    if (v->itemsize != 4 || v->format == NULL || strcmp(v->format, "f") != 0 || v->ndim != 2 ||
-        v->shape[0] != rows || v->shape[1] != cols || (cols > 1 && v->strides[1] != 4) ||
-        v->strides[0] % 4 != 0 || (rows > 1 && v->strides[0] < 4 * cols)) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s must be float32 (%zd, %zd) with contiguous rows", name, rows, cols);
-        return NULL;
-    }
-    *ld = rows > 1 ? v->strides[0] / 4 : cols;
-    return (float *)v->buf;
 }
 
 /* The shape of a 2-D buffer (ValueError naming it otherwise). */
@@ -1026,71 +1069,86 @@ static int shape_2d(PyObject *obj, const char *name, Py_ssize_t *rows, Py_ssize_
 static PyObject *py_wgrad(PyObject *self, PyObject *args) {
     PyObject *o_a, *o_x, *o_h, *o_prev, *o_c;
     int accumulate;
-    if (!packed_ok) return PyErr_Format(PyExc_RuntimeError, "wgrad needs a CPU with AVX-512F");
+    NEED_AVX512("wgrad")
     if (!PyArg_ParseTuple(args, "OOOOOp", &o_a, &o_x, &o_h, &o_prev, &o_c, &accumulate))
         return NULL;
-    Py_ssize_t K, M, rows, nX = 0, nH = 0, lda, ldx = 0, ldh = 0, ldc;
+    Py_ssize_t K, M, rows, nX = 0, nH = 0, lda, ldx = 0, ldh = 0;
     if (shape_2d(o_a, "A", &K, &M) != 0) return NULL;
+    if (o_x != Py_None && shape_2d(o_x, "X", &rows, &nX) != 0) return NULL;
+    if (o_h != Py_None && shape_2d(o_h, "H", &rows, &nH) != 0) return NULL;
     Buffers bufs = {.count = 0};
-#define FAIL { release(&bufs); return NULL; }
-    float *A = take_rows(&bufs, o_a, K, M, 0, "A", &lda); if (A == NULL) FAIL
+    TAKE_AS(A, o_a, 0, 2, K, M, 0, &lda)
     float *X = NULL, *Hs = NULL;
     const int32_t *prev = NULL;
     if (o_x != Py_None) {
-        if (shape_2d(o_x, "X", &rows, &nX) != 0) FAIL
-        X = take_rows(&bufs, o_x, K, nX, 0, "X", &ldx); if (X == NULL) FAIL
+        TAKE_AS(Xs, o_x, 0, 2, K, nX, 0, &ldx)
+        X = Xs;
     }
     if (o_h != Py_None) {
-        if (shape_2d(o_h, "H", &rows, &nH) != 0) FAIL
-        Hs = take_rows(&bufs, o_h, K, nH, 0, "H", &ldh); if (Hs == NULL) FAIL
+        TAKE_AS(H, o_h, 0, 2, K, nH, 0, &ldh)
+        Hs = H;
         Py_buffer *pv = &bufs.views[bufs.count];
-        if (PyObject_GetBuffer(o_prev, pv, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) != 0) FAIL
+        if (PyObject_GetBuffer(o_prev, pv, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) != 0) {
+            release(&bufs);
+            return NULL;
+        }
         bufs.count++;
-        if (pv->itemsize != 4 || pv->format == NULL ||
-            (strcmp(pv->format, "i") != 0 && strcmp(pv->format, "l") != 0) || pv->len / 4 != K) {
+        if (pv->itemsize != 4 || pv->format == NULL || pv->ndim != 1 ||
+            (strcmp(pv->format, "i") != 0 && strcmp(pv->format, "l") != 0) || pv->shape[0] != K) {
             PyErr_Format(PyExc_ValueError, "prev must be an int32 array of %zd rows", K);
-            FAIL
+            release(&bufs);
+            return NULL;
         }
         prev = (const int32_t *)pv->buf;
         for (Py_ssize_t k = 0; k < K; k++)
             if (prev[k] < 0 || prev[k] > K) {
                 PyErr_Format(PyExc_ValueError, "prev[%zd] = %d is outside [0, %zd]", k, prev[k], K);
-                FAIL
+                release(&bufs);
+                return NULL;
             }
     }
-    float *C = take_rows(&bufs, o_c, M, nX + nH, 1, "C", &ldc); if (C == NULL) FAIL
-    if (ldc != nX + nH) { PyErr_SetString(PyExc_ValueError, "C must be C-contiguous"); FAIL }
-#undef FAIL
-    Py_ssize_t n_panels = (nX + nH + 63) / 64, m_round = (M + MR - 1) / MR * MR;
-    float *scratch = PyMem_RawMalloc((size_t)(n_panels * 64 + m_round) * WG_KB * 4 + 4);
-    if (scratch == NULL) { release(&bufs); return PyErr_NoMemory(); }
+    ARR(C, o_c, M, nX + nH, 1)
+    /* scratch: 64-column panels of WG_KB rows, then WG_KB x M rounded up to MR */
+    Py_ssize_t panels = round_up(nX + nH, 64), m_round = round_up(M, MR);
+    Py_ssize_t n_scratch = mul(add(panels, m_round), WG_KB);
+    float *scratch = NULL;
+    if (n_scratch < 0 || n_scratch > PY_SSIZE_T_MAX / 4 - 1 ||
+        (K > 0 && (scratch = PyMem_RawMalloc((size_t)n_scratch * 4 + 4)) == NULL)) {
+        release(&bufs);
+        return PyErr_NoMemory();
+    }
     Py_BEGIN_ALLOW_THREADS
     wgrad(A, lda, M, X, ldx, nX, Hs, ldh, nH, prev, K, C, accumulate, scratch,
-          scratch + n_panels * 64 * WG_KB);
+          scratch == NULL ? NULL : scratch + panels * WG_KB);
     Py_END_ALLOW_THREADS
     PyMem_RawFree(scratch);
     release(&bufs);
     Py_RETURN_NONE;
 }
+
 /* Borrow `steps` (T, 4) int64 (start, size, prev_start, n_prev), each step
- * checked to stay inside the N rows before any runs. */
+ * checked to stay inside the N rows, its previous rows apart from its own,
+ * before any runs. */
 static int get_steps(PyObject *o_steps, Py_buffer *view, Py_ssize_t N, const int64_t **steps,
                      Py_ssize_t *n_steps) {
     if (PyObject_GetBuffer(o_steps, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) != 0) return -1;
     if (view->itemsize != 8 || view->format == NULL ||
-        (strcmp(view->format, "l") != 0 && strcmp(view->format, "q") != 0) ||
-        view->len % 32 != 0) {
+        (strcmp(view->format, "l") != 0 && strcmp(view->format, "q") != 0) || view->ndim != 2 ||
+        view->shape[1] != 4) {
         PyBuffer_Release(view);
         PyErr_SetString(PyExc_TypeError, "steps must be an int64 array of shape (T, 4)");
         return -1;
     }
     *steps = view->buf;
-    *n_steps = view->len / 32;
+    *n_steps = view->shape[0];
     for (Py_ssize_t s = 0; s < *n_steps; s++) {
         const int64_t *st = *steps + 4 * s;
         int64_t start = st[0], size = st[1], p_start = st[2], n_prev = st[3];
-        if (start < 0 || size < 0 || p_start < 0 || n_prev < 0 || n_prev > size ||
-            start + size > N || p_start + n_prev > N) {
+        /* written so that nothing overflows: every value is in [0, N] first */
+        int ok = start >= 0 && size >= 0 && p_start >= 0 && n_prev >= 0 && start <= N &&
+                 p_start <= N && size <= N - start && n_prev <= N - p_start && n_prev <= size &&
+                 (n_prev == 0 || p_start + n_prev <= start || start + size <= p_start);
+        if (!ok) {
             PyBuffer_Release(view);
             PyErr_Format(PyExc_ValueError, "step %zd is outside the %zd rows", s, N);
             return -1;
@@ -1099,54 +1157,51 @@ static int get_steps(PyObject *o_steps, Py_buffer *view, Py_ssize_t N, const int
     return 0;
 }
 
+static int check_cell(int cell) {
+    if (cell != CELL_ELMAN && cell != CELL_GRU && cell != CELL_LSTM) {
+        PyErr_Format(PyExc_ValueError, "invalid cell %d", cell);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *py_run_steps(PyObject *self, PyObject *args) {
     PyObject *o_x, *o_h, *o_p, *o_b, *o_bh, *o_steps, *o_g, *o_state, *o_tc;
     Py_ssize_t N, nI, H;
-    int cell;
-    if (!packed_ok)
-        return PyErr_Format(PyExc_RuntimeError, "run_steps needs a CPU with AVX-512F");
-    if (!PyArg_ParseTuple(args, "iOOOOOOOOOnnn", &cell, &o_x, &o_h, &o_p, &o_b, &o_bh, &o_steps,
-                          &o_g, &o_state, &o_tc, &N, &nI, &H) || check_sizes(0, 0, H))
+    int cell_arg;
+    NEED_AVX512("run_steps")
+    if (!PyArg_ParseTuple(args, "iOOOOOOOOOnnn", &cell_arg, &o_x, &o_h, &o_p, &o_b, &o_bh,
+                          &o_steps, &o_g, &o_state, &o_tc, &N, &nI, &H) ||
+        check_cell(cell_arg) != 0)
         return NULL;
-    if (cell < 0 || cell > 2 || N < 0 || nI < 0)
-        return PyErr_Format(PyExc_ValueError, "invalid cell or sizes");
-    int n_gates = cell == 2 ? 4 : cell == 1 ? 3 : 1, units = cell == 0 ? 64 : 16;
+    if (N < 0 || nI < 0 || H < 0) return PyErr_Format(PyExc_ValueError, "invalid sizes");
+    Cell cell = (Cell)cell_arg;
+    int n_gates = cell_gates(cell), units = cell == CELL_ELMAN ? 64 : 16;
+    Py_ssize_t GH = mul(n_gates, H);
     int train = o_g != Py_None;
-    Py_buffer steps_view;
     const int64_t *steps;
-    Py_ssize_t n_steps;
-    if (get_steps(o_steps, &steps_view, N, &steps, &n_steps) != 0) return NULL;
+    Py_ssize_t n_steps, ld;
     Buffers bufs = {.count = 0};
-#define FAIL_RELEASE { release(&bufs); PyBuffer_Release(&steps_view); return NULL; }
-    float *X = take(&bufs, o_x, N * nI, 0, "X"); if (X == NULL) FAIL_RELEASE
+    if (get_steps(o_steps, &bufs.views[0], N, &steps, &n_steps) != 0) return NULL;
+    bufs.count = 1; /* released with the others */
+    ARR(X, o_x, N, nI, 0)
     /* H may be a column block of a wider C-contiguous array: rows ld apart */
-    Py_buffer *hv = &bufs.views[bufs.count];
-    if (PyObject_GetBuffer(o_h, hv, PyBUF_STRIDES | PyBUF_FORMAT | PyBUF_WRITABLE) != 0) FAIL_RELEASE
-    bufs.count++;
-    if (hv->itemsize != 4 || hv->format == NULL || strcmp(hv->format, "f") != 0 || hv->ndim != 2 ||
-        hv->shape[0] != N || hv->shape[1] != H || hv->strides[1] != 4 || hv->strides[0] % 4 != 0 ||
-        hv->strides[0] < 4 * H) {
-        PyErr_Format(PyExc_ValueError, "H must be float32 (N, H) = (%zd, %zd) with contiguous rows", N, H);
-        FAIL_RELEASE
+    float *Hs = take_f32(&bufs, o_h, "H", 1, 2, N, H, 0, &ld);
+    if (Hs == NULL) { release(&bufs); return NULL; }
+    VEC(packed, o_p, mul(mul(round_up(H, units), add(nI, H)), n_gates), 0)
+    VEC(bias, o_b, GH, 0)
+    float *bh = NULL, *G = NULL, *state = NULL, *tc = NULL;
+    if (cell == CELL_GRU) {
+        bh = take_f32(&bufs, o_bh, "bh", 0, 1, H, 0, 0, NULL);
+        if (bh == NULL) { release(&bufs); return NULL; }
     }
-    float *Hs = (float *)hv->buf;
-    Py_ssize_t ld = hv->strides[0] / 4;
-    float *packed = take(&bufs, o_p, (H + units - 1) / units * (nI + H) * n_gates * units, 0, "packed");
-    if (packed == NULL) FAIL_RELEASE
-    float *bias = take(&bufs, o_b, n_gates * H, 0, "b"); if (bias == NULL) FAIL_RELEASE
-    float *bh = NULL, *G = NULL, *state = NULL, *TC = NULL;
-    if (cell == 1) { bh = take(&bufs, o_bh, H, 0, "bh"); if (bh == NULL) FAIL_RELEASE }
-    if (train) { G = take(&bufs, o_g, N * n_gates * H, 1, "G"); if (G == NULL) FAIL_RELEASE }
-    if (cell == 2 || (cell == 1 && train)) {
-        state = take(&bufs, o_state, N * H, 1, "state"); if (state == NULL) FAIL_RELEASE
-    }
-    if (cell == 2 && train) { TC = take(&bufs, o_tc, N * H, 1, "tc"); if (TC == NULL) FAIL_RELEASE }
-#undef FAIL_RELEASE
+    if (train) { SET_ARR(G, o_g, N, GH, 1) }
+    if (cell == CELL_LSTM || (cell == CELL_GRU && train)) { SET_ARR(state, o_state, N, H, 1) }
+    if (cell == CELL_LSTM && train) { SET_ARR(tc, o_tc, N, H, 1) }
     Py_BEGIN_ALLOW_THREADS
-    run_steps(cell, X, Hs, packed, bias, bh, steps, n_steps, G, state, TC, nI, H, ld);
+    run_steps(cell, X, Hs, packed, bias, bh, steps, n_steps, G, state, tc, nI, H, ld);
     Py_END_ALLOW_THREADS
     release(&bufs);
-    PyBuffer_Release(&steps_view);
     Py_RETURN_NONE;
 }
 
@@ -1156,46 +1211,40 @@ static PyObject *py_run_steps(PyObject *self, PyObject *args) {
 static PyObject *py_run_back_steps(PyObject *self, PyObject *args) {
     PyObject *o_steps, *o_dh, *o_dg, *o_p, *o_g, *o_state, *o_tc, *o_hc, *o_drec, *o_dc;
     Py_ssize_t N, H;
-    int cell;
-    if (!packed_ok)
-        return PyErr_Format(PyExc_RuntimeError, "run_back_steps needs a CPU with AVX-512F");
-    if (!PyArg_ParseTuple(args, "iOOOOOOOOOOnn", &cell, &o_steps, &o_dh, &o_dg, &o_p, &o_g,
+    int cell_arg;
+    NEED_AVX512("run_back_steps")
+    if (!PyArg_ParseTuple(args, "iOOOOOOOOOOnn", &cell_arg, &o_steps, &o_dh, &o_dg, &o_p, &o_g,
                           &o_state, &o_tc, &o_hc, &o_drec, &o_dc, &N, &H) ||
-        check_sizes(0, 0, H))
+        check_cell(cell_arg) != 0)
         return NULL;
-    if (cell < 0 || cell > 2 || N < 0) return PyErr_Format(PyExc_ValueError, "invalid cell or sizes");
-    int n_gates = cell == 2 ? 4 : cell == 1 ? 3 : 1;
-    Py_ssize_t GH = n_gates * H;
-    Py_buffer steps_view;
+    if (N < 0 || H < 0) return PyErr_Format(PyExc_ValueError, "invalid sizes");
+    Cell cell = (Cell)cell_arg;
+    Py_ssize_t GH = mul(cell_gates(cell), H), ldh = H;
     const int64_t *steps;
     Py_ssize_t n_steps;
-    if (get_steps(o_steps, &steps_view, N, &steps, &n_steps) != 0) return NULL;
     Buffers bufs = {.count = 0};
-    float *G = NULL, *state = NULL, *TC = NULL, *Hs = NULL, *drec = NULL, *dc = NULL;
-    Py_ssize_t ldh = H;
-#define FAIL_RELEASE { release(&bufs); PyBuffer_Release(&steps_view); return NULL; }
-#define GET(var, obj, need, w) { var = take(&bufs, obj, need, w, #var); if (var == NULL) FAIL_RELEASE }
-    float *dH, *dG, *packed;
-    GET(dH, o_dh, N * H, 1)
-    GET(dG, o_dg, N * GH, 1)
-    GET(packed, o_p, (H + 63) / 64 * GH * 64, 0)
-    if (cell == 2) {
-        GET(G, o_g, N * GH, 0) GET(state, o_state, N * H, 0) GET(TC, o_tc, N * H, 0)
-        GET(dc, o_dc, N * H, 1)
-    } else if (cell == 1) {
-        GET(G, o_g, N * GH, 0) GET(state, o_state, N * H, 0)
-        Hs = take_rows(&bufs, o_hc, N, H, 0, "H", &ldh); if (Hs == NULL) FAIL_RELEASE
-        GET(drec, o_drec, N * GH, 1)
-    } else {
-        Hs = take_rows(&bufs, o_hc, N, H, 0, "H", &ldh); if (Hs == NULL) FAIL_RELEASE
+    if (get_steps(o_steps, &bufs.views[0], N, &steps, &n_steps) != 0) return NULL;
+    bufs.count = 1;
+    float *G = NULL, *state = NULL, *tc = NULL, *Hs = NULL, *drec = NULL, *dc = NULL;
+    ARR(dH, o_dh, N, H, 1)
+    ARR(dG, o_dg, N, GH, 1)
+    VEC(packed, o_p, mul(round_up(H, 64), GH), 0)
+    if (cell == CELL_LSTM || cell == CELL_GRU) {
+        SET_ARR(G, o_g, N, GH, 0)
+        SET_ARR(state, o_state, N, H, 0)
     }
-#undef GET
-#undef FAIL_RELEASE
+    if (cell == CELL_LSTM) {
+        SET_ARR(tc, o_tc, N, H, 0)
+        SET_ARR(dc, o_dc, N, H, 1)
+    } else {
+        Hs = take_f32(&bufs, o_hc, "H", 0, 2, N, H, 0, &ldh);
+        if (Hs == NULL) { release(&bufs); return NULL; }
+    }
+    if (cell == CELL_GRU) { SET_ARR(drec, o_drec, N, GH, 1) }
     Py_BEGIN_ALLOW_THREADS
-    run_back_steps(cell, steps, n_steps, dH, dG, packed, G, state, TC, Hs, ldh, drec, dc, H);
+    run_back_steps(cell, steps, n_steps, dH, dG, packed, G, state, tc, Hs, ldh, drec, dc, H);
     Py_END_ALLOW_THREADS
     release(&bufs);
-    PyBuffer_Release(&steps_view);
     Py_RETURN_NONE;
 }
 #endif
@@ -1211,7 +1260,7 @@ static PyMethodDef methods[] = {
     {"step_pack", py_step_pack, METH_VARARGS,
      "Pack Wx (G H, nI) and Wh (G H, H) for the *_step kernels, in panels of U units."},
     {"run_steps", py_run_steps, METH_VARARGS,
-     "All whole steps of one direction (cell 0 Elman, 1 GRU, 2 LSTM)."},
+     "All whole steps of one direction (cell: CELL_ELMAN, CELL_GRU or CELL_LSTM)."},
     {"pack_b", py_pack_b, METH_VARARGS, "Pack B (K, N) for gemm_packed."},
     {"gemm_packed", py_gemm_packed, METH_VARARGS, "C = [C +] A @ B with B from pack_b."},
     {"wgrad", py_wgrad, METH_VARARGS, "C = [C +] A.T @ [X | H[prev]] (weight gradients)."},
@@ -1223,21 +1272,31 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_cpu_kernels",
-    "Fused float32 gate arithmetic of one RNN step (CPU).", -1, methods,
+    "Fused float32 gate arithmetic of one RNN step (CPU).", -1, methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__cpu_kernels(void) {
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
-    int has_packed = 0;
+    int has_packed = 0, packed_built = 0, clones_built = 0;
 #ifdef HAVE_PACKED
     __builtin_cpu_init();
     packed_ok = __builtin_cpu_supports("avx512f") ? 1 : 0;
     has_packed = packed_ok;
+    packed_built = 1;
 #endif
-    /* Whether step_pack, run_steps, run_back_steps, pack_b, gemm_packed and wgrad exist and
-     * this CPU can run them. */
-    if (PyModule_AddIntConstant(m, "HAS_PACKED", has_packed) != 0) {
+#ifdef HAVE_CLONES
+    clones_built = 1;
+#endif
+    /* HAS_PACKED: whether step_pack, run_steps, run_back_steps, pack_b,
+     * gemm_packed and wgrad exist and this CPU can run them; *_BUILT: what
+     * this build compiled in. */
+    if (PyModule_AddIntConstant(m, "HAS_PACKED", has_packed) != 0 ||
+        PyModule_AddIntConstant(m, "PACKED_BUILT", packed_built) != 0 ||
+        PyModule_AddIntConstant(m, "CLONES_BUILT", clones_built) != 0 ||
+        PyModule_AddIntConstant(m, "CELL_ELMAN", CELL_ELMAN) != 0 ||
+        PyModule_AddIntConstant(m, "CELL_GRU", CELL_GRU) != 0 ||
+        PyModule_AddIntConstant(m, "CELL_LSTM", CELL_LSTM) != 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -22,7 +22,12 @@ Gate layouts (columns of the fused gate buffer, H = hidden width):
 - gru:   [r, z, n]; n = tanh(x_n + r * (h_prev @ Wh_n.T + bh)); h = (1 - z) n + z h_prev
 - lstm:  [i, f, o, g]; c = f c_prev + i g; h = o tanh(c)
 """
-from typing import Dict, Tuple
+import os
+import sys
+import warnings
+from typing import Dict, Optional, Tuple
+
+import numpy
 
 N_GATES: Dict[str, int] = {"elman": 1, "gru": 3, "lstm": 4}
 # Number of leading gate blocks that are sigmoids.
@@ -236,16 +241,82 @@ def lstm_backward(
 # On CPUs with AVX-512F the kernels also make the products (`run_steps`,
 # `PackedMatrix`), beating numpy's matmul on the small per-step products.
 
-try:
-    from . import _cpu_kernels
-except ImportError:  # pragma: no cover - source tree without a build
-    _cpu_kernels = None
+class KernelsWarning(UserWarning):
+    """The RNN layer runs without its C kernels (the slower numpy path).
+    Silence with `warnings.filterwarnings("ignore", category=KernelsWarning)`."""
+
+
+# Set to 0 to run the layer without the C kernels (the numpy path), e.g. to
+# test that path; nothing is warned then.
+KERNELS_ENV = "SPACY_RNN_NER_KERNELS"
+HOW_TO_BUILD = (
+    "install a C compiler and reinstall (pip install --force-reinstall --no-deps "
+    "spacy-rnn-ner, or pip install -e . in a checkout)"
+)
+
+
+def _local_kernels() -> Optional[str]:
+    """The file of the kernels built next to this module, if any."""
+    from importlib.machinery import EXTENSION_SUFFIXES
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    for suffix in EXTENSION_SUFFIXES:
+        if os.path.exists(os.path.join(here, "_cpu_kernels" + suffix)):
+            return os.path.join(here, "_cpu_kernels" + suffix)
+    return None
+
+
+def _installed_kernels() -> Optional[str]:
+    """Built kernels of another copy of this package on sys.path, if any (a
+    checkout shadowing its `pip install .`)."""
+    from importlib.machinery import EXTENSION_SUFFIXES
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    for entry in sys.path:
+        folder = os.path.abspath(os.path.join(entry or ".", "spacy_rnn_ner", "layers"))
+        if folder == here:
+            continue
+        for suffix in EXTENSION_SUFFIXES:
+            path = os.path.join(folder, "_cpu_kernels" + suffix)
+            if os.path.exists(path):
+                return path
+    return None
+
+
+def _import_kernels():
+    """The C kernels module, or None (then a `KernelsWarning` says why)."""
+    if os.environ.get(KERNELS_ENV, "1") == "0":
+        return None, f"disabled by {KERNELS_ENV}=0"
+    try:
+        from . import _cpu_kernels as module
+    except ImportError as error:
+        here = os.path.dirname(os.path.abspath(__file__))
+        built = _local_kernels()
+        installed = _installed_kernels()
+        if built:
+            reason = f"{built} failed to load ({error})"
+        elif installed:
+            reason = (
+                f"the source tree {here} shadows the installed package, which has them "
+                f"({installed}); run from another folder or use pip install -e ."
+            )
+        else:
+            reason = f"not built; {HOW_TO_BUILD}"
+        warnings.warn(
+            f"spacy-rnn-ner: C kernels unavailable, the RNN layer runs on the slower numpy "
+            f"path: {reason}",
+            KernelsWarning,
+            stacklevel=3,
+        )
+        return None, reason
+    return module, ""
+
+
+_cpu_kernels, _KERNELS_MISSING = _import_kernels()
 
 
 def kernels_available(xp, dtype) -> bool:
     """Whether the fused C kernels can run these arrays."""
-    import numpy
-
     return _cpu_kernels is not None and xp is numpy and dtype == numpy.float32
 
 
@@ -304,7 +375,9 @@ def step_pack(xp, cell: str, Wx, Wh):
     return packed
 
 
-CELL_CODES = {"elman": 0, "gru": 1, "lstm": 2}
+def _cell_code(cell: str) -> int:
+    """The cell as the C bindings take it (their `Cell` enum)."""
+    return getattr(_cpu_kernels, f"CELL_{cell.upper()}")
 
 
 def run_back_steps(cell: str, steps, dH, dG, Wh: "PackedMatrix", G, state, tc, H, drec, dc) -> None:
@@ -317,7 +390,7 @@ def run_back_steps(cell: str, steps, dH, dG, Wh: "PackedMatrix", G, state, tc, H
     drec (GRU) and dc (LSTM, zeros) receive gradients. Arguments a cell does
     not read may be None."""
     _cpu_kernels.run_back_steps(
-        CELL_CODES[cell], steps, dH, dG, Wh.data, G, state, tc, H, drec, dc,
+        _cell_code(cell), steps, dH, dG, Wh.data, G, state, tc, H, drec, dc,
         dH.shape[0], dH.shape[1],
     )
 
@@ -343,7 +416,7 @@ def run_steps(cell: str, X, H, W_packed, b, bh, steps, G, state, tc) -> None:
     receives the gate activations as `*_forward_c` leaves them, and for the
     LSTM tc = tanh(cell); inference passes None for both."""
     _cpu_kernels.run_steps(
-        CELL_CODES[cell], X, H, W_packed, b, bh, steps, G, state, tc,
+        _cell_code(cell), X, H, W_packed, b, bh, steps, G, state, tc,
         X.shape[0], X.shape[1], H.shape[1],
     )
 
@@ -384,3 +457,24 @@ def elman_forward_c(xp, g, h_prev, Wh_T, h, scratch, **_) -> None:
 def elman_backward_c(xp, dh, dg, Wh, dh_prev, scratch, h, **_) -> None:
     _cpu_kernels.elman_bwd(dh, h, dg, dh.shape[0], dh.shape[1])
     _backprop_recurrent(xp, dg, Wh, dh_prev, scratch)
+
+
+def backend_info() -> Dict[str, Optional[str]]:
+    """Which compute path the RNN layer takes for numpy float32 input on this
+    machine (cupy and other dtypes always take the xp-ufunc path): `path` is
+    "avx512" (C kernels with whole-step AVX-512F kernels), "c" (C gate
+    kernels with numpy's matmul) or "numpy" (no kernels: slower); `detail`
+    says why, `kernels` is the extension's file or None."""
+    if _cpu_kernels is None:
+        return {"path": "numpy", "detail": f"C kernels unavailable: {_KERNELS_MISSING}", "kernels": None}
+    kernels = getattr(_cpu_kernels, "__file__", None)
+    if packed_available(numpy, numpy.float32):
+        return {"path": "avx512", "detail": "C kernels with AVX-512F whole-step kernels", "kernels": kernels}
+    if not USE_PACKED:
+        why = "AVX-512 kernels switched off (cells.USE_PACKED)"
+    elif getattr(_cpu_kernels, "PACKED_BUILT", 0):
+        why = "this CPU has no AVX-512F"
+    else:
+        why = "built without the AVX-512 kernels"
+    return {"path": "c", "detail": f"C gate kernels with numpy matmul ({why})", "kernels": kernels}
+

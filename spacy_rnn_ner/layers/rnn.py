@@ -208,6 +208,9 @@ def forward(model: Model[InT, OutT], Xp: InT, is_train: bool) -> Tuple[OutT, Cal
     rate = model.attrs["dropout"] if is_train else 0.0
     nO = model.get_dim("nO")
     T, B, nI = Xp.data.shape
+    if T * B and nI != model.get_dim("nI"):
+        # Checked here so that every compute path refuses it alike.
+        raise ValueError(f"RNN: input width {nI} does not match the layer's nI = {model.get_dim('nI')}")
     sched = Schedule(ops, ops.to_numpy(Xp.size_at_t).tolist(), B)
     X2d = Xp.data.reshape((T * B, nI))
     X = X2d if sched.padded_rows is None else X2d[sched.padded_rows]
