@@ -27,6 +27,7 @@ from thinc.layers.resizable import resize_linear_weighted
 from thinc.types import Floats1d, Floats2d
 
 from . import crf
+from .batching import begin_update_bucketed, length_buckets, predict_bucketed
 from .crf import span_labels
 from .decode import decode
 from .layers.crf_layer import CRF
@@ -241,14 +242,10 @@ class RNNEntityRecognizer(TrainablePipe):
         RETURNS (List[Floats2d]): Per doc an (n_tokens, n_tags) array of
             probabilities.
         """
-        docs = list(docs)
-        if not any(len(doc) for doc in docs):
-            # Nothing to run the model on (it may not even be initialized).
-            return [self.model.ops.alloc2f(0, len(self.tags)) for _ in docs]
-        scores = self.model.predict(docs)
-        if len(scores) != len(docs):
-            raise ValueError(f"Expected scores for {len(docs)} docs, got {len(scores)}")
-        return scores
+        # In buckets of similar length (see batching.py), so that one long doc
+        # doesn't pad every other doc of the batch to its length. Empty docs
+        # don't reach the model (which may not even be initialized).
+        return predict_bucketed(self.model, list(docs), len(self.tags))
 
     def set_annotations(self, docs: Iterable[Doc], scores: List[Floats2d]) -> None:
         """Set `doc.ents` from the best valid BILUO sequence of each doc.
@@ -348,7 +345,7 @@ class RNNEntityRecognizer(TrainablePipe):
             return losses
         set_dropout_rate(self.model, drop)
         docs = [eg.predicted for eg in examples]
-        scores, backprop_scores = self.model.begin_update(docs)
+        scores, backprop_scores = begin_update_bucketed(self.model, docs, len(self.tags))
         loss, d_scores, d_crf = self._loss_and_gradients(examples, scores)
         backprop_scores(d_scores)
         if d_crf is not None:
@@ -401,20 +398,7 @@ class RNNEntityRecognizer(TrainablePipe):
                 )
         d_crf = None
         if self.model.has_ref("crf"):
-            xp = self.model.ops.xp
-            lengths = [int(s.shape[0]) for s in scores]
-            n_steps = max(lengths, default=0)
-            emissions = xp.zeros((len(scores), n_steps, len(tags)), dtype="f")
-            for i, doc_scores in enumerate(scores):
-                emissions[i, : lengths[i]] = doc_scores
-            gold = crf.gold_mask_from_biluo(truths, tags, xp, n_steps=n_steps)
-            seq_losses, d_emissions, d_trans, d_start, d_end = crf.nll_and_grads(
-                emissions, xp.asarray(lengths, dtype="i"), *self._transition_scores(),
-                tags, gold, xp,
-            )
-            loss = float(seq_losses.sum())
-            d_scores = [d_emissions[i, :n] for i, n in enumerate(lengths)]
-            d_crf = {"transitions": d_trans, "start": d_start, "end": d_end}
+            loss, d_scores, d_crf = self._crf_loss(scores, truths)
         else:
             loss_func = SequenceCategoricalCrossentropy(
                 names=tags, normalize=False, missing_value=None
@@ -428,6 +412,35 @@ class RNNEntityRecognizer(TrainablePipe):
                 f"check the input vectors, or enable gradient clipping. "
                 f"({Errors.E910.format(name=self.name)})"
             )
+        return loss, d_scores, d_crf
+
+    def _crf_loss(
+        self, scores: List[Floats2d], truths: List[List[Optional[str]]]
+    ) -> Tuple[float, List[Floats2d], Dict[str, Floats2d]]:
+        """The CRF's negative log-likelihood, its gradients for the scores and
+        for the CRF parameters; padded in length buckets (see batching.py)."""
+        xp = self.model.ops.xp
+        tags = self.tags
+        chain_params = self._transition_scores()
+        lengths = [int(s.shape[0]) for s in scores]
+        d_scores = [self.model.ops.alloc2f(n, len(tags)) for n in lengths]
+        d_crf = {name: xp.zeros_like(p) for name, p in zip(("transitions", "start", "end"), chain_params)}
+        loss = 0.0
+        for bucket in length_buckets(lengths):
+            n_steps = lengths[bucket[0]]
+            emissions = xp.zeros((len(bucket), n_steps, len(tags)), dtype="f")
+            for row, i in enumerate(bucket):
+                emissions[row, : lengths[i]] = scores[i]
+            gold = crf.gold_mask_from_biluo([truths[i] for i in bucket], tags, xp, n_steps=n_steps)
+            bucket_lengths = xp.asarray([lengths[i] for i in bucket], dtype="i")
+            seq_losses, d_emissions, *d_params = crf.nll_and_grads(
+                emissions, bucket_lengths, *chain_params, tags, gold, xp
+            )
+            loss += float(seq_losses.sum())
+            for row, i in enumerate(bucket):
+                d_scores[i] = d_emissions[row, : lengths[i]]
+            for name, grad in zip(("transitions", "start", "end"), d_params):
+                d_crf[name] += grad
         return loss, d_scores, d_crf
 
     def _gold_tags(self, examples: List[Example]) -> List[List[Optional[str]]]:
