@@ -62,6 +62,9 @@ DEFAULT_RNN_NER_MODEL = Config().from_str(default_model_config)["model"]
 MIN_PROB = 1e-30
 # Gold tags that mean "no annotation": no loss for these tokens.
 MISSING_TAGS = (None, "", "-")
+# Output bias of the tags of a label added to a trained model, until an update
+# has gold entities of it (see `_resize_output`): exp() of it is exactly 0.
+UNTRAINED_BIAS = -1e4
 
 
 @Language.factory(
@@ -188,8 +191,10 @@ class RNNEntityRecognizer(TrainablePipe):
 
     def add_label(self, label: str) -> int:
         """Add an entity label. On an initialized model the output layer grows
-        by the label's four tags: the weights of existing tags are kept and
-        the new tags start at zero, as in spaCy's resizable components.
+        by the label's four tags: the weights of existing tags are kept, as in
+        spaCy's resizable components, and the new tags are masked (they get
+        probability 0), so that predictions and scores stay as they were until
+        an update has gold entities of the label.
 
         label (str): The entity type, e.g. "PER".
         RETURNS (int): 0 if the label is already present, otherwise 1.
@@ -269,6 +274,15 @@ class RNNEntityRecognizer(TrainablePipe):
         forbid = None if self.overwrite_ents else [_preset_tokens(doc) for doc in docs]
         emissions = self._emissions(scores)
         chain_params = self._transition_scores()
+        active = self._trained_tag_indices()
+        if len(active) < len(tags):
+            # Decode over the trained tags only: the masked ones have
+            # probability 0 anyway, and leaving them out keeps the sums of the
+            # chain, and so the scores, exactly as before `add_label`.
+            tags = [tags[i] for i in active]
+            emissions = [e[:, active] for e in emissions]
+            trans, start, end = chain_params
+            chain_params = (trans[active][:, active], start[active], end[active])
         if self.temperature != 1.0:
             # Scaling every score alike keeps the best path; it only
             # sharpens or flattens the probabilities.
@@ -343,6 +357,7 @@ class RNNEntityRecognizer(TrainablePipe):
         validate_examples(examples, "RNNEntityRecognizer.update")
         if not any(len(eg.predicted) for eg in examples):
             return losses
+        self._unmask_labels({ent.label_ for eg in examples for ent in eg.reference.ents})
         set_dropout_rate(self.model, drop)
         docs = [eg.predicted for eg in examples]
         scores, backprop_scores = begin_update_bucketed(self.model, docs, len(self.tags))
@@ -546,11 +561,43 @@ class RNNEntityRecognizer(TrainablePipe):
                 e.errno, f"Could not load component '{self.name}': can't read", str(path)
             ) from e
 
+    def _trained_tag_indices(self) -> List[int]:
+        """Indices of the tags that aren't masked (see `_resize_output`)."""
+        output = self.model.maybe_get_ref("output_layer")
+        if output is None or not output.has_param("b"):
+            return list(range(len(self.tags)))
+        b = self.model.ops.to_numpy(output.get_param("b"))
+        return [i for i, bias in enumerate(b.tolist()) if bias > UNTRAINED_BIAS / 2]
+
+    def _unmask_labels(self, labels: Set[str]) -> None:
+        """Start training the masked tags of `labels` (see `_resize_output`)
+        from a zero bias, the init of a label trained from the start."""
+        output = self.model.maybe_get_ref("output_layer")
+        if output is None or not output.has_param("b"):
+            return
+        b = output.get_param("b")
+        rows = [i for i, tag in enumerate(self.tags) if tag.partition("-")[2] in labels]
+        masked = [i for i in rows if b[i] <= UNTRAINED_BIAS / 2]
+        if masked:
+            b[masked] = 0.0
+            output.set_param("b", b)
+
     def _resize_output(self, old_tags: List[str]) -> None:
         """Give the output layer (and the CRF, if any) one row per tag in
         `self.tags`, keeping the weights of tags that were in `old_tags`. Tags
         are in sorted-label order, so a new label can land in the middle:
         weights are moved by tag name.
+
+        Like spaCy's `resize_output` (textcat, parser) we keep the old weights
+        and give the new rows zero weights; unlike textcat's independent
+        logistic outputs, our tags share one softmax (or one CRF chain), so a
+        new tag at logit 0 would take probability from the trained ones and
+        change predictions of a label never trained. The new rows' bias is
+        therefore UNTRAINED_BIAS: their probability is exactly 0 and their
+        gradient 0 (so training on other labels keeps them masked), and
+        `update` resets it to 0 once a batch has gold entities of the label.
+        A bias that is merely low would not do: Adam moves a parameter by
+        about the learning rate per step, so the label could never catch up.
         """
         new_tags = self.tags
         if new_tags == old_tags:
@@ -569,6 +616,8 @@ class RNNEntityRecognizer(TrainablePipe):
                 for name in ("W", "b"):
                     old_param = layer.get_param(name)
                     param = new_layer.ops.alloc((len(new_tags),) + old_param.shape[1:])
+                    if name == "b":
+                        param[...] = UNTRAINED_BIAS
                     param[dst] = old_param[src]
                     new_layer.set_param(name, param)
                 _replace_node(self.model, layer, new_layer)
