@@ -62,6 +62,9 @@ DEFAULT_RNN_NER_MODEL = Config().from_str(default_model_config)["model"]
 MIN_PROB = 1e-30
 # Gold tags that mean "no annotation": no loss for these tokens.
 MISSING_TAGS = (None, "", "-")
+# Model attr that saves the labels with the weights (a JSON list), so that a
+# cfg whose labels were renamed can't silently relabel the entities.
+LABELS_ATTR = "rnn_ner_labels"
 # Output bias of the tags of a label added to a trained model, until an update
 # has gold entities of it (see `_resize_output`): exp() of it is exactly 0.
 UNTRAINED_BIAS = -1e4
@@ -516,8 +519,49 @@ class RNNEntityRecognizer(TrainablePipe):
                 UserWarning,
             )
 
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        """Serialize the component; the model carries its labels."""
+        self._stamp_labels()
+        return super().to_bytes(exclude=exclude)
+
+    def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
+        """Save the component to a directory; the model carries its labels."""
+        self._stamp_labels()
+        super().to_disk(path, exclude=exclude)
+
+    def finish_update(self, sgd: Optimizer) -> None:
+        """Update the weights with the gradients accumulated since the last
+        call, once they are known to be finite: one NaN or inf gradient would
+        make every weight it reaches NaN in this step. Non-finite gradients
+        are discarded, and an error names the first parameter affected.
+
+        sgd (Optimizer): The optimizer.
+        """
+        xp = self.model.ops.xp
+        grads = [(node, name) for node in self.model.walk() for name in node.grad_names]
+        for node, name in grads:
+            counts = _nonfinite(xp, node.get_grad(name))
+            if counts is None:
+                continue
+            for other, other_name in grads:
+                other.get_grad(other_name).fill(0)
+            n_nan, n_inf = counts
+            raise ValueError(
+                f"Component '{self.name}': the gradient of parameter '{name}' of "
+                f"layer '{node.name}' is not finite ({n_nan} NaN, {n_inf} inf), so the "
+                f"weights were not updated and the gradients were discarded. "
+                f"Training has diverged: lower the learning rate or enable "
+                f"gradient clipping. ({Errors.E910.format(name=self.name)})"
+            )
+        super().finish_update(sgd)
+
+    def _stamp_labels(self) -> None:
+        self.model.attrs[LABELS_ATTR] = srsly.json_dumps(list(self.labels))
+
     def _load_model(self, data: bytes, old_tags: List[str], source: object) -> None:
         self._resize_output(old_tags)
+        # Models saved before the labels were stored with them lack the attr.
+        self.model.attrs.pop(LABELS_ATTR, None)
         try:
             _check_architecture(self.model, srsly.msgpack_loads(data))
             self.model.from_bytes(data)
@@ -536,6 +580,26 @@ class RNNEntityRecognizer(TrainablePipe):
                 f"{source}: the data is corrupted or was saved by a component with "
                 f"a different model architecture ({type(e).__name__}: {e})"
             ) from e
+        saved = self.model.attrs.get(LABELS_ATTR)
+        if saved is not None and make_tags(srsly.json_loads(saved)) != self.tags:
+            raise ValueError(
+                f"Could not load component '{self.name}' from {source}: its model "
+                f"was trained with the labels {srsly.json_loads(saved)}, but its cfg "
+                f"lists {list(self.labels)}. The cfg was edited or comes from "
+                f"another model; loading it would relabel the entities."
+            )
+        for node in self.model.walk():
+            for name in node.param_names:
+                if not node.has_param(name):
+                    continue
+                counts = _nonfinite(self.model.ops.xp, node.get_param(name))
+                if counts is not None:
+                    raise ValueError(
+                        f"Could not load component '{self.name}' from {source}: "
+                        f"parameter '{name}' of layer '{node.name}' has {counts[0]} "
+                        f"NaN and {counts[1]} inf values. The model was saved after "
+                        f"training diverged, or the file is corrupted."
+                    )
 
     def _load_cfg(self, data: bytes, source: object) -> None:
         try:
@@ -665,6 +729,13 @@ def _check_architecture(model: Model, msg: Dict) -> None:
                         f"the saved layer '{node.name}' has {key}={saved!r}, the "
                         f"configured one {key}={node.attrs[key]!r}"
                     )
+
+
+def _nonfinite(xp, array) -> Optional[Tuple[int, int]]:
+    """None if `array` is all finite, else its numbers of NaN and inf values."""
+    if bool(xp.isfinite(array).all()):
+        return None
+    return int(xp.isnan(array).sum()), int(xp.isinf(array).sum())
 
 
 def _preset_tokens(doc: Doc) -> numpy.ndarray:
