@@ -176,6 +176,8 @@ class RNNEntityRecognizer(TrainablePipe):
         self.temperature = temperature
         self.scorer = scorer
         self._warned_labels: Set[str] = set()
+        # The frozen copy `nlp.resume_training()` makes, for `rehearse`.
+        self._rehearsal_model: Optional[Model] = None
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -370,6 +372,55 @@ class RNNEntityRecognizer(TrainablePipe):
             crf_layer = self.model.get_ref("crf")
             for name, grad in d_crf.items():
                 crf_layer.inc_grad(name, grad)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def rehearse(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """Teach the model to score like the copy `nlp.resume_training()` made
+        of it, against catastrophic forgetting, as spaCy's Tagger does: the
+        gradient is the difference of the scores (per token, normalised by the
+        batch's tokens), and, for a CRF, of the transition scores. Does nothing
+        without a rehearsal model.
+
+        examples (Iterable[Example]): A batch; only the predicted docs are used.
+        drop (float): The dropout rate.
+        sgd (Optional[Optimizer]): The optimizer.
+        losses (Optional[Dict[str, float]]): Losses so far, by component name.
+        RETURNS (Dict[str, float]): The updated losses: the summed squared
+            differences.
+        """
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "RNNEntityRecognizer.rehearse")
+        docs = [eg.predicted for eg in examples]
+        n_tokens = sum(len(doc) for doc in docs)
+        if self._rehearsal_model is None or not n_tokens:
+            return losses
+        set_dropout_rate(self.model, drop)
+        scores, backprop_scores = begin_update_bucketed(self.model, docs, len(self.tags))
+        # The tutor predicts (no dropout): its scores are the target.
+        targets = predict_bucketed(self._rehearsal_model, docs, len(self.tags))
+        d_scores = [(s - t) / n_tokens for s, t in zip(scores, targets)]
+        loss = sum(float((d**2).sum()) for d in d_scores)
+        backprop_scores(d_scores)
+        if self.model.has_ref("crf") and self._rehearsal_model.has_ref("crf"):
+            crf_layer = self.model.get_ref("crf")
+            tutor = self._rehearsal_model.get_ref("crf")
+            for name in ("transitions", "start", "end"):
+                d = crf_layer.get_param(name) - tutor.get_param(name)
+                crf_layer.inc_grad(name, d)
+                loss += float((d**2).sum())
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss

@@ -386,6 +386,35 @@ def test_add_label_keeps_predictions_until_trained(trained_nlp, crf):
     assert predicted_tags(nlp) == gold_tags()
 
 
+@pytest.mark.parametrize("crf", [False, True])
+def test_rehearse_pulls_towards_the_rehearsal_model(trained_nlp, crf):
+    if crf:
+        fix_random_seed(0)
+        model = {**DEFAULT_RNN_NER_MODEL, "@architectures": "spacy-rnn-ner.RNNCRFTagger.v1"}
+        nlp = blank(config={"model": model})
+        train(nlp, make_examples(nlp.vocab), n_iter=30)
+    else:
+        nlp = trained_nlp
+    ner = nlp.get_pipe("rnn_ner")
+    examples = make_examples(nlp.vocab)
+    # Without a rehearsal model, rehearse does nothing.
+    before = ner.model.to_bytes()
+    assert nlp.rehearse(examples, sgd=Adam(0.01)) == {"rnn_ner": 0.0}
+    assert ner.model.to_bytes() == before
+    optimizer = nlp.resume_training()
+    assert nlp.rehearse(examples, sgd=optimizer)["rnn_ner"] == pytest.approx(0.0, abs=1e-12)
+    # Forget: everything is "O" now.
+    forget = [make_example(nlp.vocab, words, ["O"] * len(words)) for words, _ in TRAIN_DATA]
+    for _ in range(5):
+        nlp.update(forget, sgd=optimizer)
+    first = nlp.rehearse(examples, sgd=optimizer)["rnn_ner"]
+    assert first > 0.0
+    for _ in range(30):
+        last = nlp.rehearse(examples, sgd=optimizer)["rnn_ner"]
+    assert last < first / 10
+    assert predicted_tags(nlp) == gold_tags()
+
+
 def test_overfitting(trained_nlp):
     assert predicted_tags(trained_nlp) == gold_tags()
     scores = trained_nlp.evaluate(make_examples(trained_nlp.vocab))
