@@ -5,7 +5,8 @@ gives emission scores and learned transitions; a softmax tagger gives token
 posteriors p, used as emissions log(p) with zero transitions. Either way the
 BILUO constraints apply, Viterbi gives the best valid path, and
 forward-backward gives each entity's marginal probability under the model.
-Docs are decoded in chunks of similar length, padded into one array each.
+Docs are decoded in buckets of similar length (batching.py), padded into one
+array each.
 """
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
@@ -13,12 +14,12 @@ import numpy
 from spacy.tokens import Doc, Span
 from thinc.types import Floats2d
 
-from . import crf
+from . import batching, crf
 from .tags import tags_to_spans
 
-# Padded tokens per chunk: bounds the (B, T, n_tags) arrays of a batch that
-# holds one very long doc.
-MAX_PADDED_TOKENS = 2**15
+# Padded tokens per length bucket (see batching.py): bounds the (B, T, n_tags)
+# arrays of a batch that holds one very long doc.
+MAX_PADDED_TOKENS = batching.MAX_PADDED_TOKENS
 # Longest alternative span considered by the recall mode (`threshold`).
 MAX_ALTERNATIVE_LEN = 16
 
@@ -55,10 +56,7 @@ def decode(
     empty = numpy.zeros((0,), dtype="f")
     results: List[DocDecoding] = [DocDecoding([], empty, []) for _ in lengths]
     label_ids = {label: i for i, label in enumerate(crf.span_labels(tags))}
-    order = sorted((i for i, n in enumerate(lengths) if n), key=lambda i: -lengths[i])
-    while order:
-        n_chunk = max(1, MAX_PADDED_TOKENS // lengths[order[0]])
-        chunk, order = order[:n_chunk], order[n_chunk:]
+    for chunk in batching.length_buckets(lengths, max_padded=MAX_PADDED_TOKENS):
         T = lengths[chunk[0]]
         emissions = xp.zeros((len(chunk), T, n_tags), dtype="f")
         forbid = numpy.zeros((len(chunk), T), dtype=bool)

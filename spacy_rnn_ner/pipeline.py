@@ -27,6 +27,7 @@ from thinc.layers.resizable import resize_linear_weighted
 from thinc.types import Floats1d, Floats2d
 
 from . import crf
+from .batching import begin_update_bucketed, length_buckets, predict_bucketed
 from .crf import span_labels
 from .decode import decode
 from .layers.crf_layer import CRF
@@ -61,6 +62,12 @@ DEFAULT_RNN_NER_MODEL = Config().from_str(default_model_config)["model"]
 MIN_PROB = 1e-30
 # Gold tags that mean "no annotation": no loss for these tokens.
 MISSING_TAGS = (None, "", "-")
+# Model attr that saves the labels with the weights (a JSON list), so that a
+# cfg whose labels were renamed can't silently relabel the entities.
+LABELS_ATTR = "rnn_ner_labels"
+# Output bias of the tags of a label added to a trained model, until an update
+# has gold entities of it (see `_resize_output`): exp() of it is exactly 0.
+UNTRAINED_BIAS = -1e4
 
 
 @Language.factory(
@@ -169,6 +176,8 @@ class RNNEntityRecognizer(TrainablePipe):
         self.temperature = temperature
         self.scorer = scorer
         self._warned_labels: Set[str] = set()
+        # The frozen copy `nlp.resume_training()` makes, for `rehearse`.
+        self._rehearsal_model: Optional[Model] = None
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -187,8 +196,10 @@ class RNNEntityRecognizer(TrainablePipe):
 
     def add_label(self, label: str) -> int:
         """Add an entity label. On an initialized model the output layer grows
-        by the label's four tags: the weights of existing tags are kept and
-        the new tags start at zero, as in spaCy's resizable components.
+        by the label's four tags: the weights of existing tags are kept, as in
+        spaCy's resizable components, and the new tags are masked (they get
+        probability 0), so that predictions and scores stay as they were until
+        an update has gold entities of the label.
 
         label (str): The entity type, e.g. "PER".
         RETURNS (int): 0 if the label is already present, otherwise 1.
@@ -241,14 +252,10 @@ class RNNEntityRecognizer(TrainablePipe):
         RETURNS (List[Floats2d]): Per doc an (n_tokens, n_tags) array of
             probabilities.
         """
-        docs = list(docs)
-        if not any(len(doc) for doc in docs):
-            # Nothing to run the model on (it may not even be initialized).
-            return [self.model.ops.alloc2f(0, len(self.tags)) for _ in docs]
-        scores = self.model.predict(docs)
-        if len(scores) != len(docs):
-            raise ValueError(f"Expected scores for {len(docs)} docs, got {len(scores)}")
-        return scores
+        # In buckets of similar length (see batching.py), so that one long doc
+        # doesn't pad every other doc of the batch to its length. Empty docs
+        # don't reach the model (which may not even be initialized).
+        return predict_bucketed(self.model, list(docs), len(self.tags))
 
     def set_annotations(self, docs: Iterable[Doc], scores: List[Floats2d]) -> None:
         """Set `doc.ents` from the best valid BILUO sequence of each doc.
@@ -272,6 +279,15 @@ class RNNEntityRecognizer(TrainablePipe):
         forbid = None if self.overwrite_ents else [_preset_tokens(doc) for doc in docs]
         emissions = self._emissions(scores)
         chain_params = self._transition_scores()
+        active = self._trained_tag_indices()
+        if len(active) < len(tags):
+            # Decode over the trained tags only: the masked ones have
+            # probability 0 anyway, and leaving them out keeps the sums of the
+            # chain, and so the scores, exactly as before `add_label`.
+            tags = [tags[i] for i in active]
+            emissions = [e[:, active] for e in emissions]
+            trans, start, end = chain_params
+            chain_params = (trans[active][:, active], start[active], end[active])
         if self.temperature != 1.0:
             # Scaling every score alike keeps the best path; it only
             # sharpens or flattens the probabilities.
@@ -346,15 +362,65 @@ class RNNEntityRecognizer(TrainablePipe):
         validate_examples(examples, "RNNEntityRecognizer.update")
         if not any(len(eg.predicted) for eg in examples):
             return losses
+        self._unmask_labels({ent.label_ for eg in examples for ent in eg.reference.ents})
         set_dropout_rate(self.model, drop)
         docs = [eg.predicted for eg in examples]
-        scores, backprop_scores = self.model.begin_update(docs)
+        scores, backprop_scores = begin_update_bucketed(self.model, docs, len(self.tags))
         loss, d_scores, d_crf = self._loss_and_gradients(examples, scores)
         backprop_scores(d_scores)
         if d_crf is not None:
             crf_layer = self.model.get_ref("crf")
             for name, grad in d_crf.items():
                 crf_layer.inc_grad(name, grad)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def rehearse(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """Teach the model to score like the copy `nlp.resume_training()` made
+        of it, against catastrophic forgetting, as spaCy's Tagger does: the
+        gradient is the difference of the scores (per token, normalised by the
+        batch's tokens), and, for a CRF, of the transition scores. Does nothing
+        without a rehearsal model.
+
+        examples (Iterable[Example]): A batch; only the predicted docs are used.
+        drop (float): The dropout rate.
+        sgd (Optional[Optimizer]): The optimizer.
+        losses (Optional[Dict[str, float]]): Losses so far, by component name.
+        RETURNS (Dict[str, float]): The updated losses: the summed squared
+            differences.
+        """
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "RNNEntityRecognizer.rehearse")
+        docs = [eg.predicted for eg in examples]
+        n_tokens = sum(len(doc) for doc in docs)
+        if self._rehearsal_model is None or not n_tokens:
+            return losses
+        set_dropout_rate(self.model, drop)
+        scores, backprop_scores = begin_update_bucketed(self.model, docs, len(self.tags))
+        # The tutor predicts (no dropout): its scores are the target.
+        targets = predict_bucketed(self._rehearsal_model, docs, len(self.tags))
+        d_scores = [(s - t) / n_tokens for s, t in zip(scores, targets)]
+        loss = sum(float((d**2).sum()) for d in d_scores)
+        backprop_scores(d_scores)
+        if self.model.has_ref("crf") and self._rehearsal_model.has_ref("crf"):
+            crf_layer = self.model.get_ref("crf")
+            tutor = self._rehearsal_model.get_ref("crf")
+            for name in ("transitions", "start", "end"):
+                d = crf_layer.get_param(name) - tutor.get_param(name)
+                crf_layer.inc_grad(name, d)
+                loss += float((d**2).sum())
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
@@ -401,20 +467,7 @@ class RNNEntityRecognizer(TrainablePipe):
                 )
         d_crf = None
         if self.model.has_ref("crf"):
-            xp = self.model.ops.xp
-            lengths = [int(s.shape[0]) for s in scores]
-            n_steps = max(lengths, default=0)
-            emissions = xp.zeros((len(scores), n_steps, len(tags)), dtype="f")
-            for i, doc_scores in enumerate(scores):
-                emissions[i, : lengths[i]] = doc_scores
-            gold = crf.gold_mask_from_biluo(truths, tags, xp, n_steps=n_steps)
-            seq_losses, d_emissions, d_trans, d_start, d_end = crf.nll_and_grads(
-                emissions, xp.asarray(lengths, dtype="i"), *self._transition_scores(),
-                tags, gold, xp,
-            )
-            loss = float(seq_losses.sum())
-            d_scores = [d_emissions[i, :n] for i, n in enumerate(lengths)]
-            d_crf = {"transitions": d_trans, "start": d_start, "end": d_end}
+            loss, d_scores, d_crf = self._crf_loss(scores, truths)
         else:
             loss_func = SequenceCategoricalCrossentropy(
                 names=tags, normalize=False, missing_value=None
@@ -428,6 +481,35 @@ class RNNEntityRecognizer(TrainablePipe):
                 f"check the input vectors, or enable gradient clipping. "
                 f"({Errors.E910.format(name=self.name)})"
             )
+        return loss, d_scores, d_crf
+
+    def _crf_loss(
+        self, scores: List[Floats2d], truths: List[List[Optional[str]]]
+    ) -> Tuple[float, List[Floats2d], Dict[str, Floats2d]]:
+        """The CRF's negative log-likelihood, its gradients for the scores and
+        for the CRF parameters; padded in length buckets (see batching.py)."""
+        xp = self.model.ops.xp
+        tags = self.tags
+        chain_params = self._transition_scores()
+        lengths = [int(s.shape[0]) for s in scores]
+        d_scores = [self.model.ops.alloc2f(n, len(tags)) for n in lengths]
+        d_crf = {name: xp.zeros_like(p) for name, p in zip(("transitions", "start", "end"), chain_params)}
+        loss = 0.0
+        for bucket in length_buckets(lengths):
+            n_steps = lengths[bucket[0]]
+            emissions = xp.zeros((len(bucket), n_steps, len(tags)), dtype="f")
+            for row, i in enumerate(bucket):
+                emissions[row, : lengths[i]] = scores[i]
+            gold = crf.gold_mask_from_biluo([truths[i] for i in bucket], tags, xp, n_steps=n_steps)
+            bucket_lengths = xp.asarray([lengths[i] for i in bucket], dtype="i")
+            seq_losses, d_emissions, *d_params = crf.nll_and_grads(
+                emissions, bucket_lengths, *chain_params, tags, gold, xp
+            )
+            loss += float(seq_losses.sum())
+            for row, i in enumerate(bucket):
+                d_scores[i] = d_emissions[row, : lengths[i]]
+            for name, grad in zip(("transitions", "start", "end"), d_params):
+                d_crf[name] += grad
         return loss, d_scores, d_crf
 
     def _gold_tags(self, examples: List[Example]) -> List[List[Optional[str]]]:
@@ -488,8 +570,49 @@ class RNNEntityRecognizer(TrainablePipe):
                 UserWarning,
             )
 
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        """Serialize the component; the model carries its labels."""
+        self._stamp_labels()
+        return super().to_bytes(exclude=exclude)
+
+    def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
+        """Save the component to a directory; the model carries its labels."""
+        self._stamp_labels()
+        super().to_disk(path, exclude=exclude)
+
+    def finish_update(self, sgd: Optimizer) -> None:
+        """Update the weights with the gradients accumulated since the last
+        call, once they are known to be finite: one NaN or inf gradient would
+        make every weight it reaches NaN in this step. Non-finite gradients
+        are discarded, and an error names the first parameter affected.
+
+        sgd (Optimizer): The optimizer.
+        """
+        xp = self.model.ops.xp
+        grads = [(node, name) for node in self.model.walk() for name in node.grad_names]
+        for node, name in grads:
+            counts = _nonfinite(xp, node.get_grad(name))
+            if counts is None:
+                continue
+            for other, other_name in grads:
+                other.get_grad(other_name).fill(0)
+            n_nan, n_inf = counts
+            raise ValueError(
+                f"Component '{self.name}': the gradient of parameter '{name}' of "
+                f"layer '{node.name}' is not finite ({n_nan} NaN, {n_inf} inf), so the "
+                f"weights were not updated and the gradients were discarded. "
+                f"Training has diverged: lower the learning rate or enable "
+                f"gradient clipping. ({Errors.E910.format(name=self.name)})"
+            )
+        super().finish_update(sgd)
+
+    def _stamp_labels(self) -> None:
+        self.model.attrs[LABELS_ATTR] = srsly.json_dumps(list(self.labels))
+
     def _load_model(self, data: bytes, old_tags: List[str], source: object) -> None:
         self._resize_output(old_tags)
+        # Models saved before the labels were stored with them lack the attr.
+        self.model.attrs.pop(LABELS_ATTR, None)
         try:
             _check_architecture(self.model, srsly.msgpack_loads(data))
             self.model.from_bytes(data)
@@ -508,6 +631,26 @@ class RNNEntityRecognizer(TrainablePipe):
                 f"{source}: the data is corrupted or was saved by a component with "
                 f"a different model architecture ({type(e).__name__}: {e})"
             ) from e
+        saved = self.model.attrs.get(LABELS_ATTR)
+        if saved is not None and make_tags(srsly.json_loads(saved)) != self.tags:
+            raise ValueError(
+                f"Could not load component '{self.name}' from {source}: its model "
+                f"was trained with the labels {srsly.json_loads(saved)}, but its cfg "
+                f"lists {list(self.labels)}. The cfg was edited or comes from "
+                f"another model; loading it would relabel the entities."
+            )
+        for node in self.model.walk():
+            for name in node.param_names:
+                if not node.has_param(name):
+                    continue
+                counts = _nonfinite(self.model.ops.xp, node.get_param(name))
+                if counts is not None:
+                    raise ValueError(
+                        f"Could not load component '{self.name}' from {source}: "
+                        f"parameter '{name}' of layer '{node.name}' has {counts[0]} "
+                        f"NaN and {counts[1]} inf values. The model was saved after "
+                        f"training diverged, or the file is corrupted."
+                    )
 
     def _load_cfg(self, data: bytes, source: object) -> None:
         try:
@@ -533,11 +676,43 @@ class RNNEntityRecognizer(TrainablePipe):
                 e.errno, f"Could not load component '{self.name}': can't read", str(path)
             ) from e
 
+    def _trained_tag_indices(self) -> List[int]:
+        """Indices of the tags that aren't masked (see `_resize_output`)."""
+        output = self.model.maybe_get_ref("output_layer")
+        if output is None or not output.has_param("b"):
+            return list(range(len(self.tags)))
+        b = self.model.ops.to_numpy(output.get_param("b"))
+        return [i for i, bias in enumerate(b.tolist()) if bias > UNTRAINED_BIAS / 2]
+
+    def _unmask_labels(self, labels: Set[str]) -> None:
+        """Start training the masked tags of `labels` (see `_resize_output`)
+        from a zero bias, the init of a label trained from the start."""
+        output = self.model.maybe_get_ref("output_layer")
+        if output is None or not output.has_param("b"):
+            return
+        b = output.get_param("b")
+        rows = [i for i, tag in enumerate(self.tags) if tag.partition("-")[2] in labels]
+        masked = [i for i in rows if b[i] <= UNTRAINED_BIAS / 2]
+        if masked:
+            b[masked] = 0.0
+            output.set_param("b", b)
+
     def _resize_output(self, old_tags: List[str]) -> None:
         """Give the output layer (and the CRF, if any) one row per tag in
         `self.tags`, keeping the weights of tags that were in `old_tags`. Tags
         are in sorted-label order, so a new label can land in the middle:
         weights are moved by tag name.
+
+        Like spaCy's `resize_output` (textcat, parser) we keep the old weights
+        and give the new rows zero weights; unlike textcat's independent
+        logistic outputs, our tags share one softmax (or one CRF chain), so a
+        new tag at logit 0 would take probability from the trained ones and
+        change predictions of a label never trained. The new rows' bias is
+        therefore UNTRAINED_BIAS: their probability is exactly 0 and their
+        gradient 0 (so training on other labels keeps them masked), and
+        `update` resets it to 0 once a batch has gold entities of the label.
+        A bias that is merely low would not do: Adam moves a parameter by
+        about the learning rate per step, so the label could never catch up.
         """
         new_tags = self.tags
         if new_tags == old_tags:
@@ -556,6 +731,8 @@ class RNNEntityRecognizer(TrainablePipe):
                 for name in ("W", "b"):
                     old_param = layer.get_param(name)
                     param = new_layer.ops.alloc((len(new_tags),) + old_param.shape[1:])
+                    if name == "b":
+                        param[...] = UNTRAINED_BIAS
                     param[dst] = old_param[src]
                     new_layer.set_param(name, param)
                 _replace_node(self.model, layer, new_layer)
@@ -603,6 +780,13 @@ def _check_architecture(model: Model, msg: Dict) -> None:
                         f"the saved layer '{node.name}' has {key}={saved!r}, the "
                         f"configured one {key}={node.attrs[key]!r}"
                     )
+
+
+def _nonfinite(xp, array) -> Optional[Tuple[int, int]]:
+    """None if `array` is all finite, else its numbers of NaN and inf values."""
+    if bool(xp.isfinite(array).all()):
+        return None
+    return int(xp.isnan(array).sum()), int(xp.isinf(array).sum())
 
 
 def _preset_tokens(doc: Doc) -> numpy.ndarray:

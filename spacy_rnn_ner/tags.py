@@ -13,6 +13,8 @@ from spacy.training import biluo_tags_to_spans
 from thinc.types import Floats2d
 from thinc.util import get_array_module
 
+from . import batching
+
 OUT = "O"
 PREFIXES = ("B", "I", "L", "U")
 # Integer codes of the tag prefixes, as used by the constraint builders.
@@ -96,10 +98,11 @@ def is_valid_sequence(tag_seq: Sequence[str]) -> bool:
     )
 
 
-# Docs are decoded in length-sorted chunks of at most this many padded tokens
-# (unless one doc is longer), so that one long doc in a big batch doesn't make
-# the whole (n_docs, max_len, n_tags) backpointer array huge.
-MAX_PADDED_TOKENS = 2**16
+# Docs are decoded in length buckets (see batching.py), so that one long doc
+# in a big batch doesn't make the whole (n_docs, max_len, n_tags) backpointer
+# array huge. The budget is the package's one value, named here so that a
+# test can shrink it for this module.
+MAX_PADDED_TOKENS = batching.MAX_PADDED_TOKENS
 
 
 def viterbi_decode(
@@ -149,11 +152,7 @@ def viterbi_decode(
     trans = constrained(allowed_transitions(tags), transitions)
     lengths = [int(scores.shape[0]) for scores in scores_list]
     paths: List[numpy.ndarray] = [numpy.zeros((n,), dtype="i") for n in lengths]
-    order = sorted((i for i, n in enumerate(lengths) if n), key=lambda i: -lengths[i])
-    while order:
-        max_len = lengths[order[0]]
-        n_chunk = max(1, MAX_PADDED_TOKENS // max_len)
-        chunk, order = order[:n_chunk], order[n_chunk:]
+    for chunk in batching.length_buckets(lengths, max_padded=MAX_PADDED_TOKENS):
         chunk_paths = _viterbi_padded(
             xp,
             [scores_list[i] for i in chunk],

@@ -3,7 +3,7 @@ import warnings
 import numpy
 import pytest
 import spacy
-from numpy.testing import assert_equal
+from numpy.testing import assert_allclose, assert_equal
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.training import Example
@@ -326,6 +326,93 @@ def test_add_label_after_training_resizes(trained_nlp):
     for _ in range(20):
         nlp.update(examples, sgd=optimizer)
     assert predicted_tags(nlp, [(["Zed", "ran"], None)]) == [["U-AAA", "O"]]
+
+
+def _snapshot(nlp, texts):
+    """Raw tag probabilities by tag, entities, and the span group with scores."""
+    ner = nlp.get_pipe("rnn_ner")
+    docs = [nlp.make_doc(text) for text in texts]
+    probs = [dict(zip(ner.tags, p.T)) for p in ner.predict(docs)]
+    docs = list(nlp.pipe(docs))
+    ents = [[(e.start, e.end, e.label_) for e in doc.ents] for doc in docs]
+    spans = [[(s.start, s.end, s.label_) for s in doc.spans["rnn_ner"]] for doc in docs]
+    scores = [doc.spans["rnn_ner"].attrs["scores"] for doc in docs]
+    return probs, ents, spans, scores
+
+
+@pytest.mark.parametrize("crf", [False, True])
+def test_add_label_keeps_predictions_until_trained(trained_nlp, crf):
+    if crf:
+        fix_random_seed(0)
+        model = {**DEFAULT_RNN_NER_MODEL, "@architectures": "spacy-rnn-ner.RNNCRFTagger.v1"}
+        nlp = blank(config={"model": model})
+        train(nlp, make_examples(nlp.vocab), n_iter=30)
+    else:
+        nlp = trained_nlp
+    ner = nlp.get_pipe("rnn_ner")
+    ner.threshold = 0.05  # the recall-mode spans and scores too
+    texts = [" ".join(words) for words, _ in TRAIN_DATA] + [
+        "India beat Australia in Delhi on Monday .",
+        "Zed Globex met Ada in Rome and Acme Corp said nothing .",
+    ]
+    probs, ents, spans, scores = _snapshot(nlp, texts)
+    assert ner.add_label("MISC") == 1
+    probs2, ents2, spans2, scores2 = _snapshot(nlp, texts)
+
+    def is_masked(column):  # probability 0, or a CRF emission score of ~-1e4
+        return bool((column == 0.0).all() if not crf else (column < -1000).all())
+
+    assert ents2 == ents and spans2 == spans
+    # Equal up to float32 rounding: the wider output matmul may round a
+    # logit differently in the last bit.
+    for before, after in zip(scores, scores2):
+        assert_allclose(after, before, rtol=1e-6, atol=1e-7)
+    for before, after in zip(probs, probs2):
+        for tag in ner.tags:
+            if tag.endswith("-MISC"):
+                assert is_masked(after[tag])
+            else:
+                assert_allclose(after[tag], before[tag], rtol=1e-6, atol=1e-7)
+    # Training on other labels keeps MISC masked; gold MISC unmasks it.
+    nlp.update(make_examples(nlp.vocab), sgd=Adam(0.01))
+    assert is_masked(_snapshot(nlp, texts[:1])[0][0]["U-MISC"])
+    examples = make_examples(nlp.vocab) + make_examples(
+        nlp.vocab, [(["Zed", "ran", "Kiwi", "."], ["O", "O", "U-MISC", "O"])]
+    )
+    optimizer = Adam(0.01)
+    for _ in range(30):
+        nlp.update(examples, sgd=optimizer)
+    assert predicted_tags(nlp, [(["Zed", "ran", "Kiwi", "."], None)]) == [["O", "O", "U-MISC", "O"]]
+    assert predicted_tags(nlp) == gold_tags()
+
+
+@pytest.mark.parametrize("crf", [False, True])
+def test_rehearse_pulls_towards_the_rehearsal_model(trained_nlp, crf):
+    if crf:
+        fix_random_seed(0)
+        model = {**DEFAULT_RNN_NER_MODEL, "@architectures": "spacy-rnn-ner.RNNCRFTagger.v1"}
+        nlp = blank(config={"model": model})
+        train(nlp, make_examples(nlp.vocab), n_iter=30)
+    else:
+        nlp = trained_nlp
+    ner = nlp.get_pipe("rnn_ner")
+    examples = make_examples(nlp.vocab)
+    # Without a rehearsal model, rehearse does nothing.
+    before = ner.model.to_bytes()
+    assert nlp.rehearse(examples, sgd=Adam(0.01)) == {"rnn_ner": 0.0}
+    assert ner.model.to_bytes() == before
+    optimizer = nlp.resume_training()
+    assert nlp.rehearse(examples, sgd=optimizer)["rnn_ner"] == pytest.approx(0.0, abs=1e-12)
+    # Forget: everything is "O" now.
+    forget = [make_example(nlp.vocab, words, ["O"] * len(words)) for words, _ in TRAIN_DATA]
+    for _ in range(5):
+        nlp.update(forget, sgd=optimizer)
+    first = nlp.rehearse(examples, sgd=optimizer)["rnn_ner"]
+    assert first > 0.0
+    for _ in range(30):
+        last = nlp.rehearse(examples, sgd=optimizer)["rnn_ner"]
+    assert last < first / 10
+    assert predicted_tags(nlp) == gold_tags()
 
 
 def test_overfitting(trained_nlp):

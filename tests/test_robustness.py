@@ -391,6 +391,43 @@ def test_diverged_model_update_raises(pipelines, tagger):
         nlp2.update(make_examples(nlp2.vocab))
 
 
+def params_of(model):
+    return {(node.id, name): node.get_param(name).copy()
+            for node in model.walk() for name in node.param_names if node.has_param(name)}
+
+
+@pytest.mark.parametrize("tagger", TAGGERS)
+@pytest.mark.parametrize("value", [numpy.nan, numpy.inf])
+def test_non_finite_gradient_raises_before_the_step(pipelines, tagger, value, monkeypatch):
+    """A NaN or inf gradient (here injected into the scores' gradient) must
+    not reach the weights: a clear error before the optimizer step."""
+    nlp2 = copy_of(pipelines(tagger)[0])
+    ner = nlp2.get_pipe("rnn_ner")
+    examples = make_examples(nlp2.vocab)
+    real_loss = ner._loss_and_gradients
+
+    def broken_loss(examples, scores):
+        loss, d_scores, d_crf = real_loss(examples, scores)
+        d_scores[0] = d_scores[0].copy()
+        d_scores[0][0, 0] = value
+        return loss, d_scores, d_crf
+
+    before = params_of(ner.model)
+    optimizer = Adam(0.01)
+    monkeypatch.setattr(ner, "_loss_and_gradients", broken_loss)
+    with pytest.raises(ValueError, match=r"'rnn_ner': the gradient of parameter .* not finite"):
+        nlp2.update(examples, sgd=optimizer)
+    after = params_of(ner.model)
+    assert before.keys() == after.keys()
+    for key in before:
+        assert_equal(after[key], before[key])
+    # The bad gradients were discarded: training goes on with finite weights.
+    monkeypatch.setattr(ner, "_loss_and_gradients", real_loss)
+    nlp2.update(examples, sgd=optimizer)
+    assert all(numpy.isfinite(p).all() for p in params_of(ner.model).values())
+    assert any((params_of(ner.model)[k] != before[k]).any() for k in before)
+
+
 # 3. Loading ---------------------------------------------------------------
 
 
@@ -418,6 +455,7 @@ def damaged_copy(saved: Path, tmp_path: Path) -> Path:
         ("cfg not a dict", r"'rnn_ner'.*rnn_ner/cfg"),
         ("cfg labels not strings", r"'rnn_ner'.*rnn_ner/cfg"),
         ("cfg has other labels", r"'rnn_ner'.*rnn_ner/model"),
+        ("cfg labels renamed", r"'rnn_ner'.*rnn_ner/model.*trained with the labels"),
     ],
 )
 def test_damaged_directory_raises_clear_error(saved, tmp_path, damage, match):
@@ -441,8 +479,35 @@ def test_damaged_directory_raises_clear_error(saved, tmp_path, damage, match):
     elif damage == "cfg has other labels":
         # The output layer in the model file has 13 rows, the cfg asks for 9.
         (component / "cfg").write_text('{"labels": ["LOC", "PER"]}')
+    elif damage == "cfg labels renamed":
+        # Same count, so the same 13 rows: it would load and relabel PER.
+        (component / "cfg").write_text('{"labels": ["LOC", "ORG", "PERSON"]}')
     with pytest.raises((ValueError, OSError), match=match):
         spacy.load(path)
+
+
+def test_renamed_labels_in_bytes_raise(nlp):
+    msg = srsly.msgpack_loads(nlp.get_pipe("rnn_ner").to_bytes())
+    msg["cfg"] = srsly.json_dumps({"labels": ["LOC", "ORG", "PERSON"]}).encode("utf8")
+    fresh = spacy.blank("en").add_pipe("rnn_ner", config=SMALL)
+    with pytest.raises(ValueError, match=r"'rnn_ner'.*bytes.*\['LOC', 'ORG', 'PER'\].*PERSON"):
+        fresh.from_bytes(srsly.msgpack_dumps(msg))
+
+
+@pytest.mark.parametrize("value", [numpy.nan, numpy.inf])
+def test_non_finite_weight_fails_at_load(nlp, tmp_path, value):
+    nlp2 = copy_of(nlp)
+    layer = nlp2.get_pipe("rnn_ner").model.get_ref("output_layer")
+    W = layer.get_param("W").copy()
+    W[1, 2] = value
+    layer.set_param("W", W)
+    nlp2.to_disk(tmp_path / "model")
+    match = r"Could not load component 'rnn_ner' from .*parameter 'W' of layer 'softmax' has [01] NaN and [01] inf"
+    with pytest.raises(ValueError, match=match):
+        spacy.load(tmp_path / "model")
+    fresh = spacy.blank("en").add_pipe("rnn_ner", config=SMALL)
+    with pytest.raises(ValueError, match=match.replace(" from .*", " from bytes.*")):
+        fresh.from_bytes(nlp2.get_pipe("rnn_ner").to_bytes())
 
 
 @pytest.mark.parametrize(

@@ -162,3 +162,18 @@ def test_corrupted_model_file(trained_nlp, tmp_path, corrupt):
         model_file.write_bytes(numpy.random.RandomState(0).bytes(1000))
     with pytest.raises(ValueError, match="Could not load the model of component 'rnn_ner'"):
         spacy.load(tmp_path)
+
+
+def test_model_saved_without_labels_attr_still_loads(trained_nlp):
+    """Models saved before the labels were stored with the weights load as
+    before; newer ones carry them (checked against cfg at load)."""
+    from spacy_rnn_ner.pipeline import LABELS_ATTR
+
+    msg = srsly.msgpack_loads(trained_nlp.get_pipe("rnn_ner").to_bytes())
+    model_msg = srsly.msgpack_loads(msg["model"])
+    assert srsly.msgpack_loads(model_msg["attrs"][0][LABELS_ATTR]) == '["LOC","ORG","PER"]'
+    del model_msg["attrs"][0][LABELS_ATTR]
+    msg["model"] = srsly.msgpack_dumps(model_msg)
+    nlp2 = spacy.blank("en")
+    nlp2.add_pipe("rnn_ner").from_bytes(srsly.msgpack_dumps(msg))
+    assert entities(nlp2) == entities(trained_nlp)

@@ -1,0 +1,145 @@
+"""Memory follows the tokens: docs are padded in length buckets, with the same
+results as unbucketed, one-by-one prediction and training."""
+import random
+import tracemalloc
+
+import numpy
+import pytest
+import spacy
+from numpy.testing import assert_allclose
+from spacy.tokens import Doc
+from spacy.training import Example
+from thinc.api import fix_random_seed
+
+from spacy_rnn_ner.batching import begin_update_bucketed, length_buckets
+from spacy_rnn_ner.pipeline import DEFAULT_RNN_NER_MODEL
+
+from .conftest import make_examples
+
+WORDS = ["Ada", "went", "to", "Paris", "with", "Acme", "Corp", ".", "the", "morning"]
+
+
+def make_nlp(crf: bool = False):
+    fix_random_seed(0)
+    model = {**DEFAULT_RNN_NER_MODEL, "tok2vec": {**DEFAULT_RNN_NER_MODEL["tok2vec"]}}
+    model["tok2vec"]["embed"] = {**model["tok2vec"]["embed"], "width": 16}
+    model["tok2vec"]["encode"] = {**model["tok2vec"]["encode"], "width": 16}
+    if crf:
+        model["@architectures"] = "spacy-rnn-ner.RNNCRFTagger.v1"
+    nlp = spacy.blank("en")
+    nlp.add_pipe("rnn_ner", config={"model": model, "threshold": 0.2})
+    examples = make_examples(nlp.vocab)
+    nlp.initialize(lambda: examples)
+    return nlp
+
+
+def mixed_docs(vocab, long_len: int, n_short: int = 199, seed: int = 0):
+    """One long doc among short ones (and an empty one), in random order."""
+    rng = random.Random(seed)
+    lengths = [long_len, 0] + [rng.randint(5, 40) for _ in range(n_short)]
+    rng.shuffle(lengths)
+    return [Doc(vocab, words=[rng.choice(WORDS) for _ in range(n)]) for n in lengths]
+
+
+def test_length_buckets_bound_padding():
+    rng = random.Random(1)
+    for _ in range(50):
+        lengths = [rng.choice([0, rng.randint(1, 30), rng.randint(1, 3000)]) for _ in range(60)]
+        buckets = length_buckets(lengths, max_padded=4000, max_padding=500)
+        flat = sorted(i for bucket in buckets for i in bucket)
+        assert flat == [i for i, n in enumerate(lengths) if n]
+        for bucket in buckets:
+            sizes = [lengths[i] for i in bucket]
+            assert sizes == sorted(sizes, reverse=True)
+            padded, real = sizes[0] * len(sizes), sum(sizes)
+            assert len(bucket) == 1 or padded <= 4000
+            assert padded - real <= max(real, 500)
+
+
+def test_length_buckets_keep_similar_lengths_together():
+    # The common case, a batch of sentences, is one bucket.
+    assert length_buckets([12, 30, 7, 25, 18]) == [[1, 3, 4, 0, 2]]
+    # A long doc pads at most as many short docs as make up its own length.
+    assert length_buckets([20, 10_000, 20, 20]) == [[1, 0], [2, 3]]
+    assert length_buckets([20, 10_000, 20, 20], max_padded=10_000) == [[1], [0, 2, 3]]
+
+
+@pytest.mark.parametrize("crf", [False, True])
+def test_mixed_batch_equals_one_by_one(crf):
+    nlp = make_nlp(crf)
+    ner = nlp.get_pipe("rnn_ner")
+    docs = mixed_docs(nlp.vocab, long_len=3000, n_short=60)
+    batched = ner.predict(docs)
+    for doc, scores in zip(docs, batched):
+        (alone,) = ner.predict([doc])
+        assert scores.shape == (len(doc), len(ner.tags))
+        assert_allclose(scores, alone, rtol=1e-5, atol=1e-6)
+    piped = list(nlp.pipe([Doc(nlp.vocab, words=[t.text for t in d]) for d in docs]))
+    for doc_b in piped:
+        doc_1 = nlp(Doc(nlp.vocab, words=[t.text for t in doc_b]))
+        assert [(e.start, e.end, e.label_) for e in doc_b.ents] == [
+            (e.start, e.end, e.label_) for e in doc_1.ents
+        ]
+        group_b, group_1 = doc_b.spans["rnn_ner"], doc_1.spans["rnn_ner"]
+        assert [(s.start, s.end, s.label_) for s in group_b] == [
+            (s.start, s.end, s.label_) for s in group_1
+        ]
+        assert_allclose(group_b.attrs["scores"], group_1.attrs["scores"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("crf", [False, True])
+def test_bucketed_training_gradients_equal_unbucketed(crf):
+    nlp = make_nlp(crf)
+    ner = nlp.get_pipe("rnn_ner")
+    docs = mixed_docs(nlp.vocab, long_len=2000, n_short=30)
+    examples = [Example.from_dict(doc, {"entities": ["O"] * len(doc)}) for doc in docs]
+
+    def grads(begin_update):
+        scores, backprop = begin_update(docs)
+        _, d_scores = ner.get_loss(examples, scores)
+        backprop(d_scores)
+        found = {}
+        for node in ner.model.walk():
+            for name in node.grad_names:
+                found[(node.id, name)] = node.get_grad(name).copy()
+                node.get_grad(name).fill(0)
+        return found
+
+    whole = grads(lambda d: ner.model.begin_update(d))
+    bucketed = grads(lambda d: begin_update_bucketed(ner.model, d, len(ner.tags)))
+    assert whole.keys() == bucketed.keys() and whole
+    for key in whole:
+        assert_allclose(bucketed[key], whole[key], rtol=1e-4, atol=1e-5)
+
+
+def traced_peak(func) -> int:
+    tracemalloc.start()
+    try:
+        func()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("crf", [False, True])
+def test_memory_follows_tokens_in_prediction(crf):
+    # Unbucketed, the batch padded every doc to 3,000 tokens: ~30x the peak
+    # of the long doc alone.
+    nlp = make_nlp(crf)
+    docs = mixed_docs(nlp.vocab, long_len=3000, n_short=120)
+    list(nlp.pipe(docs[:2]))  # warm up
+    one_by_one = max(traced_peak(lambda: nlp(doc)) for doc in docs if len(doc) >= 3000)
+    batched = traced_peak(lambda: list(nlp.pipe(docs, batch_size=1000)))
+    assert batched < 3 * one_by_one, (batched, one_by_one)
+
+
+def test_memory_follows_tokens_in_training():
+    nlp = make_nlp()
+    docs = mixed_docs(nlp.vocab, long_len=5000)
+    examples = [Example.from_dict(doc, {"entities": ["O"] * len(doc)}) for doc in docs]
+    long_only = [eg for eg in examples if len(eg.predicted) >= 5000]
+    n_tokens = sum(len(doc) for doc in docs)
+    alone = traced_peak(lambda: nlp.update(long_only))
+    together = traced_peak(lambda: nlp.update(examples))
+    # Activations grow with the tokens (about twice those of the long doc).
+    assert together < 3 * alone * n_tokens / 5000, (together, alone)
