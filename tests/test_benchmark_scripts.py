@@ -1,5 +1,7 @@
 """Pure functions of the benchmark scripts (the runs themselves are not tests)."""
 import importlib.util
+import json
+import re
 from pathlib import Path
 
 import numpy
@@ -77,3 +79,51 @@ def test_lstm_floor_runs_a_real_lstm():
     fwdbwd, prepare = runners["fwdbwd"]
     fwdbwd(prepare())  # runs without error on the same buffers
     assert numpy.isfinite(dirs[1]["dG"]).all()
+
+
+# --- _common.py: helpers shared by the scripts -----------------------------------
+
+
+def test_common_thread_env_sets_every_thread_variable(monkeypatch):
+    common = load_script("_common")
+    monkeypatch.setenv("SOMETHING_ELSE", "kept")
+    env = common.thread_env(2, PYTHONHASHSEED="0")
+    assert {env[v] for v in common.THREAD_VARS} == {"2"}
+    assert env["SOMETHING_ELSE"] == "kept" and env["PYTHONHASHSEED"] == "0"
+    with pytest.raises(ValueError):
+        common.thread_vars(0)
+
+
+def test_common_logger_prefixes_and_picks_the_stream(capsys):
+    common = load_script("_common")
+    common.logger("conll03", stdout=True)("hello")
+    common.logger()("world")
+    out, err = capsys.readouterr()
+    assert re.fullmatch(r"\[conll03 \d\d:\d\d:\d\d\] hello\n", out)
+    assert re.fullmatch(r"\[\d\d:\d\d:\d\d\] world\n", err)
+
+
+def test_common_machine_facts_and_versions():
+    common = load_script("_common")
+    facts = common.machine_facts(("spacy", "no-such-dist-for-sure"))
+    assert facts["versions"] == {"spacy": spacy.__version__, "no-such-dist-for-sure": None}
+    assert facts["cpu_count"] >= 1 and facts["python"].count(".") == 2
+    json.dumps(facts)  # plain JSON
+
+
+def test_common_json_files_have_no_nan(tmp_path):
+    common = load_script("_common")
+    common.write_json(tmp_path / "a" / "x.json", {"x": [float("nan"), 1.5], "y": (2,)})
+    text = (tmp_path / "a" / "x.json").read_text()
+    assert "NaN" not in text
+    assert common.read_json(tmp_path / "a" / "x.json") == {"x": [None, 1.5], "y": [2]}
+    assert common.repo_path("benchmarks") == ROOT / "benchmarks"
+    assert common.show(ROOT / "benchmarks" / "x.py") == "benchmarks/x.py"
+    assert common.command_line("conll03.py", ["--configs", "a b.cfg"]) == (
+        "python benchmarks/conll03.py --configs 'a b.cfg'")
+
+
+@pytest.mark.parametrize("name", ["calibration", "speed", "lstm_floor", "glove_vectors"])
+def test_scripts_load_with_the_shared_helpers(name):
+    module = load_script(name)
+    assert module._common.REPO == ROOT
