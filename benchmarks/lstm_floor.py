@@ -33,11 +33,13 @@ import platform
 import statistics
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Tuple
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by file path
+import _common  # noqa: E402
+
+REPO = _common.REPO
 RESULTS = REPO / "benchmarks" / "results"
 BATCH, LENGTH = 64, 32
 SHAPES = ((96, 128), (256, 256))
@@ -152,13 +154,6 @@ def torch_runners(torch, nI: int, nH: int, X) -> Dict[str, Tuple]:
     return {"fwd": (fwd, untimed), "fwdbwd": (fwdbwd, prepare)}
 
 
-def version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=1)
@@ -166,8 +161,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5, help="timed calls per block")
     p.add_argument("--out", default=str(RESULTS / "lstm-floor"), help="path without suffix")
     args = p.parse_args()
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    os.environ.update(_common.thread_vars(args.threads))
     import numpy  # after the thread variables: BLAS reads them when loaded
 
     from spacy_rnn_ner.layers import _cpu_kernels, cells
@@ -210,7 +204,7 @@ def main() -> None:
         "date": started.isoformat(timespec="seconds"),
         "threads": args.threads, "batch": BATCH, "length": LENGTH,
         "load_average": {"start": load_start, "end": load_end},
-        "versions": {d: version(d) for d in ("numpy", "torch", "thinc", "spacy-rnn-ner")},
+        "versions": _common.versions(("numpy", "torch", "thinc", "spacy-rnn-ner")),
         "python": platform.python_version(), "results": results,
         "ours_whole_steps": cells.packed_available(numpy, numpy.float32),
     }

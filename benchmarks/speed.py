@@ -17,11 +17,9 @@ less. Each thread setting runs in a fresh subprocess whose BLAS/OpenMP
 libraries read their thread count from the environment at load time.
 """
 import argparse
-import datetime
 import gc
 import json
 import os
-import platform
 import shlex
 import statistics
 import subprocess
@@ -32,18 +30,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by file path
+import _common  # noqa: E402
+
+REPO = _common.REPO
 CACHE = REPO / "benchmarks" / "cache"
 RESULTS = REPO / "benchmarks" / "results"
 CONLL_TEST = REPO.parent / "shared" / "data" / "conll2003" / "test.iob"
-THREAD_VARS = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "BLIS_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-)
 CELLS = ("elman", "gru", "lstm")
 N_GATES = {"elman": 1, "gru": 3, "lstm": 4}
 BATCH = 64
@@ -58,16 +51,7 @@ LOAD_SLACK = 0.3  # cores other processes may use beyond those we leave free
 # --- Small helpers -------------------------------------------------------------
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def thread_env(n: int) -> Dict[str, str]:
-    env = dict(os.environ)
-    for var in THREAD_VARS:
-        env[var] = str(n)
-    env["PYTHONHASHSEED"] = "0"
-    return env
+log = _common.logger()
 
 
 def run_worker(kind: str, spec: Dict[str, Any], threads: int) -> Dict[str, Any]:
@@ -78,7 +62,7 @@ def run_worker(kind: str, spec: Dict[str, Any], threads: int) -> Dict[str, Any]:
         spec_path.write_text(json.dumps(spec))
         cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind,
                "--worker-spec", str(spec_path)]
-        proc = subprocess.run(cmd, env=thread_env(threads), cwd=REPO)
+        proc = subprocess.run(cmd, env=_common.thread_env(threads, PYTHONHASHSEED="0"), cwd=REPO)
         if proc.returncode != 0:
             raise RuntimeError(f"{kind} worker ({threads} threads) failed: rc={proc.returncode}")
         return json.loads(Path(spec["out"]).read_text())
@@ -681,39 +665,14 @@ def run_pipeline(args) -> Dict[str, Any]:
 
 
 def machine_facts(with_torch: bool) -> Dict[str, Any]:
+    """The shared facts, plus how numpy's BLAS and thinc's BLIS were built and
+    the thread pools (threadpoolctl)."""
     import numpy
 
-    facts: Dict[str, Any] = {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "nproc": os.cpu_count(),
-        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu": None,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "loadavg_start": Path("/proc/loadavg").read_text().split()[:3]
-        if Path("/proc/loadavg").exists() else None,
-    }
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                facts["cpu"] = line.split(":", 1)[1].strip()
-                break
-        flags = [l for l in Path("/proc/cpuinfo").read_text().splitlines()
-                 if l.startswith("flags")]
-        if flags:
-            have = set(flags[0].split(":", 1)[1].split())
-            facts["simd"] = [f for f in ("avx2", "fma", "avx512f") if f in have]
-    except OSError:
-        pass
-    versions = {}
-    for dist in ("numpy", "thinc", "spacy", "torch", "blis", "threadpoolctl", "spacy-rnn-ner"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
+    facts = _common.machine_facts(
+        ("numpy", "thinc", "spacy", "torch", "blis", "threadpoolctl", "spacy-rnn-ner"))
     if not with_torch:
-        versions["torch"] = None
-    facts["versions"] = versions
+        facts["versions"]["torch"] = None
     try:
         blas = numpy.show_config(mode="dicts")["Build Dependencies"]["blas"]
         facts["numpy_blas"] = f"{blas.get('name')} {blas.get('version')}"
@@ -848,9 +807,9 @@ def render(results: Dict[str, Any]) -> str:
         "```",
         "",
         "**Read the ratios, not the absolute figures.** They come from a shared "
-        f"{facts['nproc']}-core machine on which colleagues were running jobs at the "
-        f"same time (load average at start {' / '.join(facts['loadavg_start'] or ['?'])}, "
-        f"at end {' / '.join(facts.get('loadavg_end') or ['?'])}). Every compared figure "
+        f"{facts['cpu_count']}-core machine on which colleagues were running jobs at the "
+        f"same time (load average at start {_loads(facts.get('loadavg'))}, "
+        f"at end {_loads(facts.get('loadavg_end'))}). Every compared figure "
         "was measured in the same run, one system right after the other on identical "
         "inputs (same process for the layer). See `benchmarks/README.md` for what each "
         "number means.",
@@ -869,7 +828,7 @@ def render(results: Dict[str, Any]) -> str:
     ]
     lines += table(["Fact", "Value"], [
         ["CPU", f"{facts['cpu']} ({', '.join(facts.get('simd') or [])})"],
-        ["nproc / usable", f"{facts['nproc']} / {facts['affinity']}"],
+        ["nproc / usable", f"{facts['cpu_count']} / {facts['cpus_allowed']}"],
         ["Python", facts["python"]],
         ["numpy", f"{v['numpy']} ({facts['numpy_blas']}; {facts.get('numpy_blas_config')})"],
         ["thinc", f"{v['thinc']} (LSTM.v1 runs on blis {v.get('blis')})"],
@@ -891,6 +850,10 @@ def render(results: Dict[str, Any]) -> str:
         lines += ["", "## Pipeline", "", f"Skipped ({reason})."]
     lines += ["", "Raw numbers (every repeat): `speed.json` next to this file.", ""]
     return "\n".join(lines)
+
+
+def _loads(loads: Optional[List[float]]) -> str:
+    return " / ".join(f"{x:.2f}" for x in loads) if loads else "?"
 
 
 def _rate_cells(t: Dict[str, float], c: Dict[str, bool]) -> List[str]:
@@ -1151,7 +1114,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         Path(spec["out"]).write_text(json.dumps(result))
         return
     argv_used = sys.argv[1:] if argv is None else argv
-    command = " ".join(["python", "benchmarks/speed.py", *map(shlex.quote, argv_used)])
+    command = _common.command_line("speed.py", argv_used)
     with_torch = not args.no_torch and torch_available()
     results: Dict[str, Any] = {"meta": {"command": command, "python": sys.executable,
                                         "machine": machine_facts(with_torch),
@@ -1180,8 +1143,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             results["pipeline"] = run_pipeline(args)
             results["meta"]["pipeline_seconds"] = time.perf_counter() - start
     results["meta"]["total_seconds"] = time.perf_counter() - started
-    if Path("/proc/loadavg").exists():
-        results["meta"]["machine"]["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
+    results["meta"]["machine"]["loadavg_end"] = _common.loadavg()
     report = render(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(report)

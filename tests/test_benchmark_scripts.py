@@ -1,5 +1,7 @@
 """Pure functions of the benchmark scripts (the runs themselves are not tests)."""
 import importlib.util
+import json
+import re
 from pathlib import Path
 
 import numpy
@@ -77,3 +79,176 @@ def test_lstm_floor_runs_a_real_lstm():
     fwdbwd, prepare = runners["fwdbwd"]
     fwdbwd(prepare())  # runs without error on the same buffers
     assert numpy.isfinite(dirs[1]["dG"]).all()
+
+
+# --- conll03.py: seeds, medians and the report ----------------------------------
+
+
+def test_spread_median_and_range():
+    conll03 = load_script("conll03")
+    assert conll03.spread([0.9, 0.7, 0.8]) == {"median": 0.8, "min": 0.7, "max": 0.9, "n": 3}
+    # an even count: the mean of the two middle values
+    assert conll03.spread([4, 1, 3, 2]) == {"median": 2.5, "min": 1, "max": 4, "n": 4}
+    assert conll03.spread([0.5]) == {"median": 0.5, "min": 0.5, "max": 0.5, "n": 1}
+    with pytest.raises(ValueError, match="seed"):
+        conll03.spread([])
+
+
+def fake_training(seed, f, steps, labels=("LOC", "ORG"), from_zero=True):
+    """train.json and eval.json as the training and evaluation processes write
+    them, with scores that depend on `f`; from_zero: an evaluation at step 0."""
+    def scores(x):
+        return {"ents_p": x + 0.01, "ents_r": x - 0.01, "ents_f": x,
+                "per_type": {l: {"p": x + 0.02, "r": x - 0.02, "f": x - i / 100}
+                             for i, l in enumerate(labels)},
+                "scorer_words_per_s": 1000.0}
+
+    curve = [{"step": 0, "minutes": 0.0, "dev_f": 0.0, "dev_score": 0.0, "best": True, "test_f": 0.0},
+             {"step": steps // 2, "minutes": 5.0, "dev_f": f - 0.05, "dev_score": f - 0.05,
+              "best": True, "test_f": f - 0.06},
+             {"step": steps, "minutes": 10.0, "dev_f": f, "dev_score": f, "best": True,
+              "test_f": f - 0.01, "final": True}][0 if from_zero else 1:]
+    train = {"seed": seed, "train_minutes": 10.0, "steps": steps, "epochs": steps / 100,
+             "words_per_s": 50.0 * steps, "best_step": steps, "best_dev_f": f,
+             "stop_reason": "budget", "curve": curve}
+    ev = {"dev": scores(f), "test": scores(f - 0.01), "eval_words_per_s": 2000.0,
+          "size_mb": 3.0, "threads": "1"}
+    return train, ev
+
+
+def synthetic_report(conll03):
+    rnn = {"name": "rnn_ner (conll03)", "dir": "rnn_ner-conll03", "source": "configs/conll03.cfg"}
+    ner = {"name": "spaCy ner (efficiency)", "dir": "spacy_ner", "source": "python -m spacy ..."}
+    trainings = []
+    for seed, f_rnn, f_ner in [(0, 0.90, 0.85), (1, 0.86, 0.88), (2, 0.88, 0.87)]:
+        trainings.append((rnn, seed, *fake_training(seed, f_rnn, 1000 + seed, from_zero=seed != 1)))
+        trainings.append((ner, seed, *fake_training(seed, f_ner, 2000 + 10 * seed)))
+    run = {"command": "python benchmarks/conll03.py --seeds 0 1 2", "budget_minutes": 10,
+           "mode": "parallel", "threads_per_system": 1, "seeds": [0, 1, 2],
+           "machine": {"cpu": "test CPU", "versions": {"spacy": "3.8.0"}, "loadavg": [1.0]}}
+    return conll03.report_data(run, {}, trainings, "python benchmarks/conll03.py report")
+
+
+def test_report_data_gives_medians_and_spread_per_system():
+    conll03 = load_script("conll03")
+    data = synthetic_report(conll03)
+    rnn, ner = data["systems"]
+    assert rnn["seeds"] == ner["seeds"] == [0, 1, 2]
+    assert rnn["summary"]["dev_f"] == pytest.approx({"median": 0.88, "min": 0.86, "max": 0.90, "n": 3})
+    assert ner["summary"]["test_f"]["median"] == pytest.approx(0.86)
+    assert ner["summary"]["test_ORG_f"]["median"] == pytest.approx(0.85)
+    assert rnn["summary"]["steps"] == {"median": 1001, "min": 1000, "max": 1002, "n": 3}
+    assert not data["smoke"]
+
+
+def test_report_renders_from_its_json_alone():
+    conll03 = load_script("conll03")
+    data = json.loads(json.dumps(synthetic_report(conll03)))
+    md = conll03.render_md(data, "no matplotlib here")
+    # the main table: a row per system with its number of seeds; medians in bold,
+    # (min–max) after them: dev F, then test F (1 point below dev in fake_training)
+    rnn = next(l for l in md.splitlines() if l.startswith("| rnn_ner (conll03) | 3 |"))
+    ner = next(l for l in md.splitlines() if l.startswith("| spaCy ner (efficiency) | 3 |"))
+    assert "| **88.00** (86.00–90.00) |" in rnn and "| **87.00** (85.00–89.00) |" in rnn
+    assert "| **87.00** (85.00–88.00) |" in ner and "| **86.00** (84.00–87.00) |" in ner
+    assert "| 1,001 |" in rnn  # median steps
+    assert "seeds 0, 1, 2" in md
+    assert "seed(s) only" not in md
+    # one row per system and seed in the per-seed table
+    per_seed = [l for l in md.splitlines() if l.startswith("| spaCy ner (efficiency) | ")
+                and l.split(" | ")[1] in {"0", "1", "2"}]
+    assert len(per_seed) == 3
+    # the curve table (0.5 ... 10 min): median over seeds of model-best dev / test F,
+    # "–" until every seed has one (rnn seed 1 has no evaluation at step 0)
+    assert "| rnn_ner (conll03) | – | – | – | 83.0 / 82.0 | 83.0 / 82.0 | 88.0 / 87.0 |" in md
+    assert "| spaCy ner (efficiency) | 0.0 / 0.0 | 0.0 / 0.0 | 0.0 / 0.0 | 82.0 / 81.0 |" in md
+
+
+def test_report_with_one_seed_says_so():
+    conll03 = load_script("conll03")
+    rnn = {"name": "rnn_ner (lstm)", "dir": "rnn_ner-lstm", "source": "configs/lstm.cfg"}
+    # run.json of an older conll03.py: package versions at the top of "machine"
+    run = {"limit": 20, "budget_minutes": 1, "machine": {"spacy": "3.7.5"}}
+    data = conll03.report_data(run, {}, [(rnn, 4, *fake_training(4, 0.5, 10))], "cmd")
+    md = conll03.render_md(data, "none")
+    assert "spaCy 3.7.5" in md
+    assert data["smoke"] and "Smoke run" in md
+    assert "1 seed(s) only" in md
+    assert "**50.00** |" in md  # no range with one seed
+
+
+def test_seeds_and_seed_options(tmp_path):
+    conll03 = load_script("conll03")
+    args = conll03.parse_args(["train", "--workdir", str(tmp_path)])
+    assert args.seeds is None and args.budget_minutes == 60
+    jobs = conll03.trained_jobs(args)
+    assert [(s["dir"], seed, folder) for s, seed, folder in jobs][:2] == [
+        ("rnn_ner-lstm", 0, "rnn_ner-lstm/seed0"), ("spacy_ner", 0, "spacy_ner/seed0")]
+    assert len(jobs) == 6
+    assert conll03.parse_args(["--seed", "7", "--workdir", str(tmp_path)]).seeds == [7]
+    assert conll03.parse_args(["--seeds", "3", "1", "--workdir", str(tmp_path)]).seeds == [3, 1]
+    for bad in (["--seed", "1", "--seeds", "2"], ["--seeds", "1", "1"]):
+        with pytest.raises(SystemExit):
+            conll03.parse_args(bad + ["--workdir", str(tmp_path)])
+
+
+def test_trained_jobs_read_seeds_and_the_older_layout_from_run_json(tmp_path):
+    conll03 = load_script("conll03")
+    systems = [{"name": "spaCy ner (efficiency)", "dir": "spacy_ner", "config": "x", "source": "y"}]
+    (tmp_path / "run.json").write_text(json.dumps({"seeds": [5, 6], "systems": systems}))
+    args = conll03.parse_args(["report", "--workdir", str(tmp_path)])
+    assert [f for _, _, f in conll03.trained_jobs(args)] == ["spacy_ner/seed5", "spacy_ner/seed6"]
+    args = conll03.parse_args(["report", "--workdir", str(tmp_path), "--seeds", "6"])
+    assert [f for _, _, f in conll03.trained_jobs(args)] == ["spacy_ner/seed6"]
+    # run.json of a run before seeds existed: one model per system, no seed folder
+    (tmp_path / "run.json").write_text(json.dumps({"seed": 3, "systems": systems}))
+    args = conll03.parse_args(["report", "--workdir", str(tmp_path)])
+    assert [(seed, f) for _, seed, f in conll03.trained_jobs(args)] == [(3, "spacy_ner")]
+
+
+# --- _common.py: helpers shared by the scripts -----------------------------------
+
+
+def test_common_thread_env_sets_every_thread_variable(monkeypatch):
+    common = load_script("_common")
+    monkeypatch.setenv("SOMETHING_ELSE", "kept")
+    env = common.thread_env(2, PYTHONHASHSEED="0")
+    assert {env[v] for v in common.THREAD_VARS} == {"2"}
+    assert env["SOMETHING_ELSE"] == "kept" and env["PYTHONHASHSEED"] == "0"
+    with pytest.raises(ValueError):
+        common.thread_vars(0)
+
+
+def test_common_logger_prefixes_and_picks_the_stream(capsys):
+    common = load_script("_common")
+    common.logger("conll03", stdout=True)("hello")
+    common.logger()("world")
+    out, err = capsys.readouterr()
+    assert re.fullmatch(r"\[conll03 \d\d:\d\d:\d\d\] hello\n", out)
+    assert re.fullmatch(r"\[\d\d:\d\d:\d\d\] world\n", err)
+
+
+def test_common_machine_facts_and_versions():
+    common = load_script("_common")
+    facts = common.machine_facts(("spacy", "no-such-dist-for-sure"))
+    assert facts["versions"] == {"spacy": spacy.__version__, "no-such-dist-for-sure": None}
+    assert facts["cpu_count"] >= 1 and facts["python"].count(".") == 2
+    json.dumps(facts)  # plain JSON
+
+
+def test_common_json_files_have_no_nan(tmp_path):
+    common = load_script("_common")
+    common.write_json(tmp_path / "a" / "x.json", {"x": [float("nan"), 1.5], "y": (2,)})
+    text = (tmp_path / "a" / "x.json").read_text()
+    assert "NaN" not in text
+    assert common.read_json(tmp_path / "a" / "x.json") == {"x": [None, 1.5], "y": [2]}
+    assert common.repo_path("benchmarks") == ROOT / "benchmarks"
+    assert common.show(ROOT / "benchmarks" / "x.py") == "benchmarks/x.py"
+    assert common.command_line("conll03.py", ["--configs", "a b.cfg"]) == (
+        "python benchmarks/conll03.py --configs 'a b.cfg'")
+
+
+@pytest.mark.parametrize("name", ["calibration", "speed", "lstm_floor", "glove_vectors", "conll03"])
+def test_scripts_load_with_the_shared_helpers(name):
+    module = load_script(name)
+    assert module._common.REPO == ROOT
