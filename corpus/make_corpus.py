@@ -32,7 +32,7 @@ import re
 from pathlib import Path
 
 SEED = 20240611
-N_TRAIN = 1800
+N_TRAIN = 3000
 N_DEV = 450
 HOLDOUT_FRAC = 0.3
 ZIPF_A = 0.6
@@ -111,6 +111,59 @@ Keita; Diop; Ndiaye; Haile; Tadesse; Bekele; Moyo; Banda; Phiri; Cohen; Levi; Fr
 Katz; Mizrahi; Te Rangi; Ngata; Kahananui; Lindgren; Sorensen; Brennan; Quinn; Abernathy
 """)
 
+# More given names and surnames, added so that person names are varied
+# enough that the model must use context and word shape, not memory; some are
+# also common English words (Faith, Reed, Bishop, Frost).
+FIRST_NAMES += [x for x in _words("""
+Alvaro; Benedikt; Cosmin; Dorota; Emeka; Fabienne; Gunnar; Hamid; Ilona; Jasper; Kamala
+Leopold; Magnus; Nadira; Odile; Patrizia; Quentin; Rosalind; Soren; Teodor; Ulla; Valentin
+Wilhelmina; Xavier; Yolanda; Zoltan; Aurelio; Bettina; Cyrus; Delphine; Evander; Floriane
+Gideon; Hortense; Idris; Jovana; Kasimir; Ludmila; Marius; Noemi; Osvaldo; Petra; Radek
+Salome; Thaddeus; Ursula; Vilma; Wojciech; Yannick; Zelda; Arash; Bongani; Chidi; Dalia
+Esra; Folake; Gulnara; Hakan; Ilyas; Jamila; Kaito; Mbali; Nasrin; Obinna; Rania; Sadiq
+Tariku; Umar; Vusi; Wairimu; Yaw; Zainab; Arturo; Bianca; Cornelius; Dolores; Emil; Fritz
+Gwen; Horace; Imogen; Jonas; Klara; Leon; Martina; Nora; Otto; Philippa; Rolf; Silke; Theo
+Ulrich; Vera; Walter; Agatha; Barnaby; Cecilia; Desmond; Edith; Florian; Gustav; Harriet
+Kurt; Lorenzo; Maxime; Nathaniel; Ophelia; Percy; Stanislav; Tobias; Valeria; Wilfred
+Yvonne; Faith; Joy; Ivy; Holly; Iris; Pearl; Ruby; Heath; Clay; Reed; Cliff; Drew; Chase
+Penny; Sunny; Sky; Autumn; Ray; Gene; Earl; Norm; Patience; Destiny; Precious; Blessing
+""") if x not in FIRST_NAMES]
+SURNAMES += [x for x in _words("""
+Bishop; King; Fox; Bird; Lamb; Little; Green; White; Shepherd; Weaver; Archer; Hunter
+Knight; Bell; Frost; Snow; Moon; Gardner; Fields; Sparrow; Rivers; Woods; Banks; Lake
+Okoro; Adebayo; Nwosu; Achterberg; Zeller; Brunner; Pacheco; Quintana; Villalobos
+Sandoval; Lindström; Aalto; Kuznetsova; Romanova; Dimitrova; Horváth; Szabo; Nagy
+Kovacs; Varga; Tóth; Rashidi; Farahani; Bakr; Okeke; Mutua; Wanjiku; Achieng; Ochieng
+Takeda; Mori; Ishida; Fujita; Ogawa; Matsuda; Han; Seo; Kwon; Bui; Vo; Dang; Phan
+""") if x not in SURNAMES]
+
+# Invented surnames: a root and an ending of one family.
+SURNAME_FAMILIES = [
+    (_words("Ash; Black; Brad; Crom; Fair; Gold; Hart; Lang; Pen; Rad; Whit; Ward; Hal; Stam"),
+     _words("ford; ley; wood; ton; well; ridge; more; croft; shaw; worth; field; ing; by; son")),
+    (_words("Bor; Dra; Gor; Kras; Lub; Mil; Rad; Stan; Vel; Zor; Dob; Jar"),
+     _words("ov; ova; enko; ic; ski; in; ek")),
+    (_words("Strand; Lund; Sund; Ek; Sand; Ny; Sjo; Ask; Fors; Alm; Hed"),
+     _words("qvist; gren; sen; lund; stad; man; ström")),
+    (_words("Bel; Cas; Fer; Gal; Lom; Mon; Pes; Ros; Sar; Tor; Val; Cor"),
+     _words("etti; ini; ucci; ardi; ano; ero; eira; edo; ales; ondo")),
+    (_words("Ade; Olu; Oke; Chi; Ama; Nwa; Eze; Kwa; Ose; Ogu"),
+     _words("wale; yemi; bunmi; nna; kwe; dike; mah; tunde")),
+    (_words("Kara; Ak; Yil; Dem; Oz; Tun; Sev; Er; Cak; Gul"),
+     _words("oglu; er; can; soy; kaya; dag; tekin")),
+    (_words("Ben; Car; Dom; Gut; Lor; Mend; Nav; Rodr; Ville; Quer"),
+     _words("ez; azo; illa; ero; uera; ida; ares")),
+]
+
+# Invented given names: a start and an ending ("Marina", "Torric").
+GIVEN_STARTS = _words("Al; Ber; Cor; Dar; El; Fen; Gil; Hal; Ira; Jor; Kel; Lor; Mar; Nel; Or; Per; Ros; Sel; Tam; Val; Wen; Yar; Zor; An; Bren; Cas")
+GIVEN_ENDS = _words("a; o; en; ia; us; ina; el; an; ette; ie; ard; ric; ison; ena")
+
+# Invented one-word brands ("Tarvix", "Lumeno"): companies named without a
+# sector or legal suffix, which only context shows to be companies.
+BRAND_STARTS = _words("Tar; Lum; Zan; Cor; Nov; Ara; Quin; Bel; Dax; Ori; Sol; Ven; Kal; Mer; Pix; Tri; Ner; Fab; Gry; Hex; Jov; Vox; Xel; Yor")
+BRAND_ENDS = _words("vix; eno; ora; ex; ia; io; ico; ara; on; us; ent; ify; ly; ant; eon; ix; al; era; iq; oda")
+
 # Real and invented company names usable on their own.
 COMPANIES_PLAIN = _words("""
 Microsoft; Toyota; Siemens; Nestle; Samsung; Airbus; Boeing; Unilever; Volkswagen; Sony
@@ -143,6 +196,8 @@ Insurance; Logistics; Mining; Software; Robotics; Biotech; Shipping; Textiles; E
 Petroleum; Securities; Investments; Industries; Labs; Networks; Semiconductor; Airlines
 Airways; Motors; Bank; Chemicals; Cement; Brewing; Retail; Healthcare; Aerospace; Solar
 """)
+
+MEDIA_WORDS = _words("Herald; Gazette; Courier; Post; Times; Tribune; Chronicle; Echo; Observer; Radio; Express")
 
 COMPANY_LEGAL = _words("Inc; Corp; Group; Holdings; Ltd; AG; SA; plc; GmbH; NV")
 
@@ -439,6 +494,7 @@ architect; accountant; electrician; photographer; mechanic; pharmacist; translat
 SECTORS = _words("energy; banking; retail; mobile phone; steel; chemicals; insurance; media; software; shipping")
 QUARTERS = _words("first-quarter; second-quarter; third-quarter; fourth-quarter; half-year; annual")
 ORDINALS = _words("second; third; fourth; fifth; sixth; seventh; eighth; ninth; tenth")
+TITLES = _words("Mr.; Ms.; Mrs.; Dr.; Prof.; Sir; Dame; Judge; Coach; Captain; Minister; Senator; Aunt; Uncle")
 
 
 # ---------------------------------------------------------------------------
@@ -494,6 +550,13 @@ L["nat_plural"] = Lexicon("nat_plural", [p for p in (plural_demonym(a) for a in 
 for _i, (_roots, _suffixes) in enumerate(TOWN_FAMILIES):
     L[f"town_root{_i}"] = Lexicon(f"town_root{_i}", _roots)
     L[f"town_suffix{_i}"] = Lexicon(f"town_suffix{_i}", _suffixes, frac=0.0)
+for _i, (_roots, _endings) in enumerate(SURNAME_FAMILIES):
+    L[f"sur_root{_i}"] = Lexicon(f"sur_root{_i}", _roots)
+    L[f"sur_end{_i}"] = Lexicon(f"sur_end{_i}", _endings, frac=0.0)
+L["given_start"] = Lexicon("given_start", GIVEN_STARTS)
+L["given_end"] = Lexicon("given_end", GIVEN_ENDS, frac=0.0)
+L["brand_start"] = Lexicon("brand_start", BRAND_STARTS)
+L["brand_end"] = Lexicon("brand_end", BRAND_ENDS, frac=0.0)
 
 
 POOL_SIZES = {"person": 220, "company": 120, "town": 120, "club": 80}
@@ -505,7 +568,8 @@ class Gen:
     # probability of drawing from the held-out part of a lexicon (dev only)
     P_HELD = 0.25
     # probability, for recurring "known" people/companies, of reusing the pool
-    P_POOL_TRAIN = 0.5
+    # (lower in train than in news, so that the model cannot learn names by heart)
+    P_POOL_TRAIN = 0.25
     P_POOL_DEV = 0.65
 
     def __init__(self, rng: random.Random, dev: bool, pools: dict | None = None):
@@ -537,20 +601,36 @@ class Gen:
         return make()
 
     # -- composite entities ----------------------------------------------
+    def surname(self) -> str:
+        """A listed surname, or (40 %) an invented one from a family's root and ending."""
+        if self.rng.random() < 0.4:
+            i = self.rng.randrange(len(SURNAME_FAMILIES))
+            return self.lx(f"sur_root{i}") + self.lx(f"sur_end{i}")
+        return self.lx("last")
+
+    def given(self) -> str:
+        """A listed given name, or (20 %) an invented one."""
+        if self.rng.random() < 0.2:
+            return self.lx("given_start") + self.lx("given_end")
+        return self.lx("first")
+
+    def brand(self) -> str:
+        return self.lx("brand_start") + self.lx("brand_end")
+
     def new_person(self) -> dict:
         r = self.rng.random()
-        first = self.lx("first")
-        last = self.lx("last")
+        first = self.given()
+        last = self.surname()
         if r < 0.08:
             initial = self.rng.choice("ABCDEFGHJKLMNPRSTW")
             full = f"{first} {initial}. {last}"
         elif r < 0.13:
-            second = self.lx("first")
+            second = self.given()
             while second == first:
-                second = self.lx("first")
+                second = self.given()
             full = f"{first} {second} {last}"
         elif r < 0.18:
-            last2 = self.lx("last")
+            last2 = self.surname()
             if " " not in last and " " not in last2 and last2 != last:
                 last = f"{last}-{last2}" if self.rng.random() < 0.5 else f"{last} {last2}"
             full = f"{first} {last}"
@@ -563,9 +643,13 @@ class Gen:
 
     def new_company(self) -> str:
         r = self.rng.random()
-        if r < 0.25:
+        if r < 0.15:
             return self.lx("co_plain")
-        root = self.lx("co_root")
+        if r < 0.3:
+            return self.brand()
+        # the name part: a listed root, an invented brand or a surname
+        r2 = self.rng.random()
+        root = self.lx("co_root") if r2 < 0.5 else self.brand() if r2 < 0.8 else self.lx("last")
         if r < 0.35:
             return f"{self.lx('last')} {self.rng.choice(['Brothers', 'and Sons', 'Partners', 'Group'])}"
         if r < 0.55:
@@ -614,6 +698,18 @@ class Gen:
             return f"{self.lx('city')} City Council"
         return f"{self.lx('city')} Stock Exchange"
 
+    def media(self) -> str:
+        """A listed news outlet, or (40 %) an invented paper, radio or TV station."""
+        if self.rng.random() < 0.6:
+            return self.lx("media")
+        r = self.rng.random()
+        if r < 0.6:
+            place = self.town() if self.rng.random() < 0.5 else self.lx("city")
+            return f"{place} {self.rng.choice(MEDIA_WORDS)}"
+        if r < 0.8:
+            return f"{self.rng.choice(['Radio', 'TV', 'Channel'])} {self.brand()}"
+        return f"{self.brand()} {self.rng.choice(['TV', 'Radio', 'News', 'Daily'])}"
+
     def university(self) -> str:
         r = self.rng.random()
         if r < 0.6:
@@ -633,7 +729,7 @@ class Gen:
         if r < 0.83:
             return self.lx("party")
         if r < 0.91:
-            return self.lx("media")
+            return self.media()
         return self.university()
 
     def product(self) -> str:
@@ -772,6 +868,8 @@ class Gen:
             return rng.choice(QUARTERS)
         if name == "ORD":
             return rng.choice(ORDINALS)
+        if name == "TITLE":
+            return rng.choice(TITLES)
         if name == "MINUTE":
             n = rng.randint(2, 90)
             suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
@@ -802,8 +900,9 @@ class Gen:
             "REGULATOR": ("ORG", lambda: self.lx("regulator")),
             "COURT": ("ORG", lambda: self.lx("court")),
             "FESTIVAL": ("MISC", self.festival), "TOUR": ("MISC", lambda: self.lx("tour")), "HISTORY": ("MISC", lambda: self.lx("history")), "PARTY": ("ORG", lambda: self.lx("party")),
-            "MEDIA": ("ORG", lambda: self.lx("media")), "UNI": ("ORG", self.university),
+            "MEDIA": ("ORG", self.media), "UNI": ("ORG", self.university),
             "COSHORT": ("ORG", lambda: self.lx("co_root") if self.rng.random() < 0.5 else self.lx("co_plain")),
+            "BRAND": ("ORG", lambda: self.brand() if self.rng.random() < 0.6 else self.lx("co_root")),
             "LOC": ("LOC", self.loc), "CITY": ("LOC", lambda: self.lx("city")),
             "COUNTRY": ("LOC", lambda: self.lx("country")), "REGION": ("LOC", lambda: self.lx("region")),
             "TOWN": ("LOC", self.town), "RIVER": ("LOC", lambda: self.lx("river")),
@@ -834,6 +933,7 @@ class Gen:
 
 
 SLOT_RE = re.compile(r"\{([A-Z]+)(?:#(\d+))?\}|<([^<>]*)>")
+ALT_RE = re.compile(r"<([^<>]*)>")
 
 
 # Names that take "the" in running text, and names that never do.
@@ -882,6 +982,8 @@ def realise(template: str, gen: Gen) -> list | None:
     upper = template.startswith("!U ")
     if upper:
         template = template[3:]
+    # Choose the <a|b> alternatives first: a chosen alternative may hold slots.
+    template = ALT_RE.sub(lambda m: gen.rng.choice(m.group(1).split("|")), template)
     segs: list = []
     cache: dict = {}
     pos = 0
@@ -1218,10 +1320,156 @@ PATTERNS_DEV_ONLY = [
     "Whether {COUNTRY} will host the {EVENT} is still unclear.",
 ]
 
+# People in every position of a sentence, with full names, surnames and
+# first names, in many verb and preposition contexts.
+PATTERNS_PEOPLE = [
+    "{PER} <said|says|added|insisted|warned|admitted> that the <plan|deal|project|decision|report> was <a mistake|fair|too expensive|long overdue>.",
+    "{PER} <joined|left|rejoined> {ORG} in {YEAR}.",
+    "{PER} <arrived|landed|returned> in {CITY} <late on|early on> {DAY}.",
+    "<I|We> spoke to {PER} <on the phone|after the game|before the hearing|at the party>.",
+    "<She|He> <married|interviewed|thanked|replaced|defeated|phoned|visited> {PER} <in {YEAR}|last {MONTH}|on {DAY}>.",
+    "The <book|song|speech|photo|video> by {PER} <went viral|sold well|was praised|upset many people>.",
+    "{PER}'s <brother|mother|wife|husband|son|daughter> <runs|owns|opened> a <bakery|garage|shop|cafe> in {TOWN}.",
+    "A <friend|colleague|neighbour|former teacher> of {PER} said <he|she> was <shocked|not surprised|delighted>.",
+    "<Nobody|No one|Few people> expected {PER} to <win|lose|resign|come back>.",
+    "{PER}, {AGE}, a {OCC} from {TOWN}, <was|has been> <injured|honoured|arrested|promoted>.",
+    "{PER} <replaces|succeeds> {PER}, who <retired|left> in {MONTH}.",
+    "<Witnesses|Neighbours|Colleagues|Former pupils> described {PER} as <quiet|friendly|hard-working|generous>.",
+    "{PER} <declined|refused> to <comment|answer questions> when <contacted|asked> by {MEDIA}.",
+    "{PER} <has been|was> <appointed|named> <head|director|chair|president> of {ORG}.",
+    "{PER} <will|did not|could not> <attend|speak|vote|travel> <on {DAY}|this week|in {MONTH}>.",
+    "{TITLE} {PER} <will|did not> <attend|speak at> the <meeting|dinner|ceremony|conference> in {CITY}.",
+    "{TITLE} {PERL} <said|thinks|believes> the <rules|prices|results|figures> <will change|are wrong|look good>.",
+    "<Thanks to|Because of|Despite|Unlike|Like> {PER}, the <team|school|company|village> <did well|struggled|survived>.",
+    "<Ask|Tell|Call|Email> {PERF} <about|before> the <tickets|meeting|trip|invoice>.",
+    "<A|The> {OCC} named {PER} <was|has been> <fined|praised|sacked|hired>.",
+    "{PER} <sold|bought|rented> a <house|flat|farm|boat> <in|near> {TOWN} for {MONEY}.",
+    "The <award|prize|medal|contract> <went|was given> to {PER} of {COUNTRY}.",
+    "<Police|Investigators|Doctors|Lawyers> <want to|hope to|will> <speak to|question|examine> {PER}.",
+    "{PER} and <his|her> <wife|husband|partner|sister|brother> {PER} <live|lived> in {CITY}.",
+    "<Is|Was> {PER} <the best|the oldest|the youngest|the fastest> {NAT} <player|runner|writer|chef> ever?",
+    "In {YEAR} {PER} <moved|went> to {COUNTRY} to <study|work|teach>.",
+    "{PERL} <admitted|denied|confirmed> <the charges|the report|everything|nothing>.",
+    "{PER} <wrote|posted|sent> <a letter|a message|an email> to {PER} <on|last> {DAY}.",
+    "<Interview|Profile|Obituary>: {PER}",
+    "{PER} <is|was> <known|remembered> for <her|his> work with {ORG}.",
+    "The <job|role|post> <goes|went> to {PER}, <a|the> former {OCC}.",
+    "<Mum|Dad|Grandpa|Grandma> and {PERF} are <coming|flying> to {CITY} <tomorrow|next week>.",
+    "<After|Before|Since> {PER} <left|arrived|took over>, <things|sales|results> <improved|got worse|changed>.",
+    "Last <night|week|year>, {PER} <told|asked|warned|promised> <us|them|reporters|fans> <nothing|the truth|to wait>.",
+]
+
+# Companies: listed, invented, with and without sector or legal suffix.
+PATTERNS_COMPANIES = [
+    "{BRAND} <said|announced|confirmed> it would <hire|cut|add> {BIG} <jobs|workers|staff>.",
+    "<Analysts|Investors|Customers|Regulators> <expect|want|fear> {BRAND} to <raise prices|cut jobs|sell the unit|move abroad>.",
+    "{PER}, <who heads|who runs|who founded|the founder of> {CO}, <said|thinks|believes> <demand|the market|trade> <will recover|is weak|is changing>.",
+    "<A|The> {CO} <spokesman|spokeswoman|engineer|manager|lawyer> <said|confirmed|denied> the <report|figures|claims>.",
+    "{CO} <was fined|was sued|was bought|was criticised> <in {YEAR}|last {MONTH}|on {DAY}>.",
+    "{BRAND}, a {SECTOR} <company|firm|group> based in {CITY}, <made|lost> {MONEY} last year.",
+    "<I|We|She|He> <ordered|bought|returned> <a laptop|a sofa|the tickets|a bike> from {BRAND} <last week|online|on {DAY}>.",
+    "<She works|He works|I work|My dad worked> for {CO} <now|these days|in {CITY}>.",
+    "<Shares of|Stock in|Bonds issued by> {BRAND} <rose|fell|slipped|climbed> {PCT} <on {DAY}|after the results|in early trading>.",
+    "{BRAND} and {BRAND} <agreed|plan|hope> to <merge|work together|share costs>.",
+    "The <plant|office|warehouse|store> of {CO} in {TOWN} <will close|is hiring|was flooded>.",
+    "{CO} <hired|appointed|lost> {PER} <as|to be> <its new|its first|chief> <finance director|chief executive|designer>.",
+    "<Customers|Users|Drivers> <complained|were angry> after {BRAND} <raised prices|changed its app|cut services>.",
+    "Founded in {YEAR}, {CO} <now employs|has> {BIG} <people|staff|workers>.",
+    "<Rival|Smaller|Larger> {BRAND} <declined to comment|did not reply|welcomed the news>.",
+    "The deal <with|between> {CO} and {BRAND} is worth {MONEY}.",
+]
+
+# Chat: greetings, first names, informal spelling.
+PATTERNS_CHAT = [
+    "hey {PERF} are you <free|around|coming> <tonight|tomorrow|later>?",
+    "<lol|haha|omg> {PERF} <is|was> so <funny|late|annoying|tired> <today|again>",
+    "<anyone|does anyone> <want to go|going> to {CITY} <this weekend|next month>?",
+    "<just|finally> <got back|arrived|landed> <in|from> {CITY}",
+    "<congrats|congratulations|well done> {PERF}!",
+    "<watching|watched> the {SPORTEV} with {PERF} <tonight|last night>",
+    "<my|our> <boss|teacher|neighbour|cousin> {PERF} <works|used to work> at {CO}",
+    "<miss you|love you|see you soon> {PERF}",
+    "{PERF} <says|said> <hi|hello|thanks>",
+    "<ugh|wow|yay> {CLUB} <won|lost|drew> again",
+    "<is|was> {BRAND} <down|broken|slow> for anyone else?",
+    "<can't wait|so excited> for {CITY} <next week|in {MONTH}>",
+    "{PERF} and {PERF} are <here|outside|late>",
+    "<ask|tell> {PERF} to <bring|buy> <the cake|snacks|tickets>",
+    "{PERF} <just|finally> <quit|left> {CO} lol",
+]
+
+# Emails and letters: salutations, sign-offs, subject lines.
+PATTERNS_EMAIL = [
+    "Hi {PERF}, <are you free|can we meet|did you get my message> <tomorrow|on {DAY}|later>?",
+    "Hi {PERF}, thanks for <the update|your help|sending this>.",
+    "Hello {PERF}, <please find attached|here is|attached is> the <report|invoice|draft> from {CO}.",
+    "Thanks {PERF}, <that's great|see you soon|much appreciated>.",
+    "Dear {TITLE} {PERL}, <thank you for your letter|we are pleased to confirm your booking|your order has shipped>.",
+    "Dear {PER}, <welcome to|thank you for joining> {ORG}.",
+    "<Kind regards|Best regards|Best wishes|Regards|Cheers|Thanks>, {PER}",
+    "<Kind regards|Best|Many thanks|Regards|Cheers>, {PERF}",
+    "<Best regards|Kind regards|Regards>, {PER}, {CO}",
+    "Re: <meeting|invoice|trip|visit> <with|to> {CITY} <on|next> {DAY}",
+    "Re: <contract|offer|proposal> from {CO}",
+    "<cc|CC> {PER}",
+    "<Can|Could> you <ask|tell|remind> {PERF} to <call|email> {PER} at {CO}?",
+    "<Please|Kindly> <send|forward> the <file|contract|slides> to {PER} <in|at> our {CITY} office.",
+    "I'm <away|out of the office> until {DAY}; <please contact|for urgent matters write to> {PER}.",
+    "{PER} <will|can> <join|chair|lead> the call <on {DAY}|at {TIME}>.",
+]
+
+# Lists, headings and tables.
+PATTERNS_LISTS = [
+    "<Attendees|Present|Guests|Panel|Participants|Invited>: {PER}, {PER}, {PER} and {PER}.",
+    "<Attendees|Present|Panel|Team>: {PER}, {PER}, {PER}",
+    "<Offices|Venues|Stops|Destinations|Branches>: {CITY}, {CITY}, {CITY}",
+    "<Partners|Clients|Sponsors|Suppliers> - {CO}, {CO}, {ORG}",
+    "<Partners|Clients|Members>: {ORG}, {ORG} and {ORG}.",
+    "{SMALL}. {COUNTRY} {NUM} <points|medals|wins>",
+    "<Author|Editor|Contact|Organiser|Speaker|Host|Chair>: {PER}",
+    "<Author|Contact|Speaker|Guest>: {PER}, {ORG}, {CITY}",
+    "<Route|Itinerary|Stops>: {CITY} - {CITY} - {CITY}",
+    "<Languages|Official languages>: {LANG}, {LANG} and {LANG}",
+    "{PER} ({CO}), {PER} ({UNI}) and {PER} ({ORG})",
+    "<Winner|Runner-up|Champion|Player of the match|Best actress>: {PER} ({COUNTRY})",
+    "<Speakers|Judges|Guests>: {TITLE} {PER} ({CITY}), {TITLE} {PER} ({CITY})",
+    "<From|To|Sender|Recipient>: {PER}, {CO}",
+    "{SMALL}) {PER}, {COUNTRY}",
+    "- {PER} ({CLUB})",
+]
+
+# Capitalised openers that are not entities, and short everyday lines.
+PATTERNS_OPENERS_2 = [
+    "<Residents|Protesters|Farmers|Teachers|Nurses|Critics|Supporters|Volunteers> <in|from|near> {TOWN} <marched|complained|gathered> on {DAY}.",
+    "<Strong|Fresh|Early|Late|Light> <winds|snow|rain|frost> <closed|hit|delayed> <roads|flights|trains> <in|near|around> {CITY}.",
+    "<Tickets|Prices|Rents|Sales> in {CITY} <rose|fell|doubled> <last year|in {MONTH}>.",
+    "<Sources|Insiders|Officials> <close to|at> {ORG} <said|say> the <talks|deal|plan> <collapsed|is close|was delayed>.",
+    "<Please|Kindly> <note|remember> that {PER} <is away|will be late|has left>.",
+    "<Note|Update|Reminder|Warning|Breaking>: {ORG} <has|will> <closed|open|changed> <its offices|the website|the deadline>.",
+    "<Round|Group|Section|Stage|Part> {SMALL}: {CITY} <to|v> {CITY}",
+    "<Yesterday|Today|Tonight|Tomorrow>, {PER} <will|did> <meet|visit|call> {PER} in {CITY}.",
+    "<Surprisingly|Sadly|Luckily|Finally>, {PER} <won|lost|survived|agreed>.",
+    "<Young|Old|Local|Brave> {NAT} <fans|farmers|drivers|voters> <cheered|waited|protested> in {CITY}.",
+    "<Good|Bad|Great> news from {CITY}: {PER} <is back|has won|is safe>.",
+]
+
 TRAIN_PATTERNS = (PATTERNS_NEWS + PATTERNS_BUSINESS + PATTERNS_SPORT + PATTERNS_OPENERS + PATTERNS_EVERYDAY
-                  + PATTERNS_CULTURE + PATTERNS_LAW + PATTERNS_LONG)
+                  + PATTERNS_CULTURE + PATTERNS_LAW + PATTERNS_LONG + PATTERNS_PEOPLE
+                  + PATTERNS_COMPANIES + PATTERNS_CHAT + PATTERNS_EMAIL + PATTERNS_LISTS
+                  + PATTERNS_OPENERS_2)
 P_NO_ENTITY = 0.14
 P_DEV_ONLY = 0.2
+# Share of sentences written all in lower case (entities too), as in chat.
+P_LOWER = {"chat": 0.3, "other": 0.03}
+CHAT = set(PATTERNS_CHAT)
+
+
+def lowercase(segs: list) -> list | None:
+    """The sentence in lower case, or None where an entity holds a period
+    ("Inc.", "St. Petersburg"): spaCy's tokenizer splits "inc." differently."""
+    if any(lab and "." in text for text, lab in segs):
+        return None
+    return [(text.lower(), lab) for text, lab in segs]
 
 
 def generate(n: int, dev: bool, seed: int, avoid: set[str] | None = None) -> list[str]:
@@ -1242,7 +1490,10 @@ def generate(n: int, dev: bool, seed: int, avoid: set[str] | None = None) -> lis
         else:
             patterns = TRAIN_PATTERNS
         for _ in range(50):  # retry within the chosen group until the line is new
-            segs = realise(rng.choice(patterns), gen)
+            template = rng.choice(patterns)
+            segs = realise(template, gen)
+            if segs is not None and rng.random() < P_LOWER["chat" if template in CHAT else "other"]:
+                segs = lowercase(segs)
             if segs is None:
                 continue
             line = to_markup(segs)

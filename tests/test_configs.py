@@ -79,7 +79,7 @@ def test_spacy_train_and_evaluate_cli(corpus_dir, tmp_path):
         "--output", str(tmp_path / "out"),
         "--paths.train", str(corpus_dir / "train.spacy"),
         "--paths.dev", str(corpus_dir / "dev.spacy"),
-        "--training.max_steps", "150",
+        "--training.max_steps", "250",
         "--training.eval_frequency", "50",
     ]
     subprocess.run(cmd, check=True, capture_output=True, cwd=tmp_path)

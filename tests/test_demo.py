@@ -1,0 +1,76 @@
+"""The first impression: README command 1 trains configs/lstm.cfg on the
+bundled corpus; the model must generalise to the hand-written evaluation set
+(corpus/handwritten.txt), not only to the synthetic dev set."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.tokens import DocBin
+from spacy.training import Example
+
+ROOT = Path(__file__).parent.parent
+CORPUS = ROOT / "corpus"
+SHOWCASE = (
+    "Vincent Vega met Jules Winnfield in Lisbon on Monday, and Reuters reported "
+    "that Acme Holdings will sponsor the World Cup in Brazil."
+)
+# The showcase's entities that the default model gets right on every seed
+# measured (0, 1). The two persons and Lisbon are not yet reliable (issue #17).
+SHOWCASE_STABLE = {("Reuters", "ORG"), ("Acme Holdings", "ORG"), ("World Cup", "MISC"), ("Brazil", "LOC")}
+# Measured 0.684 and 0.714 (seeds 0, 1; benchmarks/results/demo.md).
+MIN_HANDWRITTEN_F = 0.6
+
+
+def _sentences(name: str) -> list:
+    lines = (CORPUS / name).read_text(encoding="utf-8").splitlines()
+    return [line for line in lines if line.strip() and not line.startswith("#")]
+
+
+def test_handwritten_set_is_separate_from_training():
+    """>= 150 sentences, all four labels, none of them in train or dev, and
+    the showcase sentence's own names never occur in the training text."""
+    sys.path.insert(0, str(CORPUS))
+    try:
+        from build import read_docs
+    finally:
+        sys.path.pop(0)
+    nlp = spacy.blank("en")
+    docs = read_docs(nlp, CORPUS / "handwritten.txt")
+    assert len(docs) >= 150
+    assert {e.label_ for d in docs for e in d.ents} == {"PER", "ORG", "LOC", "MISC"}
+    train_text = {d.text for split in ("train.txt", "dev.txt") for d in read_docs(nlp, CORPUS / split)}
+    assert not train_text & {d.text for d in docs}
+    train_words = {t.text for line in _sentences("train.txt") for t in nlp.make_doc(line)}
+    for word in ("Vincent", "Vega", "Jules", "Winnfield", "Acme"):
+        assert word not in train_words, word
+
+
+def test_show_entities_sample_is_the_showcase():
+    text = (ROOT / "scripts" / "show_entities.py").read_text(encoding="utf-8")
+    assert '"Vincent Vega met Jules Winnfield in Lisbon on Monday, and Reuters reported "' in text
+
+
+@pytest.mark.slow
+def test_default_model_generalises(tmp_path):
+    """README command 1's training, then F on the hand-written set and the
+    showcase sentence's entities."""
+    subprocess.run(
+        [sys.executable, str(CORPUS / "build.py"), "--out-dir", str(tmp_path)],
+        check=True, capture_output=True,
+    )
+    subprocess.run(
+        [sys.executable, "-m", "spacy", "train", str(ROOT / "configs" / "lstm.cfg"),
+         "--output", str(tmp_path / "out"),
+         "--paths.train", str(tmp_path / "train.spacy"),
+         "--paths.dev", str(tmp_path / "dev.spacy")],
+        check=True, capture_output=True, cwd=tmp_path,
+    )
+    nlp = spacy.load(tmp_path / "out" / "model-best")
+    gold = list(DocBin().from_disk(tmp_path / "handwritten.spacy").get_docs(nlp.vocab))
+    examples = [Example(nlp.make_doc(g.text), g) for g in gold]
+    scores = nlp.evaluate(examples)
+    assert scores["ents_f"] >= MIN_HANDWRITTEN_F, scores["ents_per_type"]
+    doc = nlp(SHOWCASE)
+    assert SHOWCASE_STABLE <= {(e.text, e.label_) for e in doc.ents}
