@@ -1,5 +1,5 @@
 """Model architectures registered with spaCy: the RNN encoder and the tagger."""
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from spacy.ml.featureextractor import FeatureExtractor
 from spacy.ml.staticvectors import StaticVectors
@@ -24,7 +24,7 @@ from thinc.types import Floats2d
 
 from .layers.char_cnn import CharCNN
 from .layers.char_embed import CharEmbed
-from .layers.crf_layer import CRF
+from .layers.crf_layer import CRF, resize_crf
 from .layers.locked_dropout import LockedDropout
 from .layers.rnn import RNN
 from .layers.token_dropout import TokenDropout
@@ -116,6 +116,7 @@ def build_rnn_tagger(
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("softmax", output_layer)
     model.set_ref("output_layer", output_layer)
+    model.attrs["resize_output"] = resize_tagger_output
     return model
 
 
@@ -137,7 +138,82 @@ def build_rnn_crf_tagger(
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("output_layer", output_layer)
     model.set_ref("crf", crf)
+    model.attrs["resize_output"] = resize_tagger_output
     return model
+
+
+def resize_tagger_output(
+    model: Model[List[Doc], List[Floats2d]],
+    rows: Sequence[Optional[int]],
+    *,
+    new_bias: float = 0.0,
+) -> Model[List[Doc], List[Floats2d]]:
+    """`model.attrs["resize_output"]` of the taggers above, as spaCy's
+    textcat and parser resize theirs: give the model `len(rows)` output tags.
+
+    Unlike spaCy's `resize_output(model, new_nO)`, which appends, this takes
+    a map: the tags are in sorted-label order, so a new label may land in the
+    middle. Trained layers are replaced by new ones (new ids), so that an
+    optimizer doesn't apply moments of the old shape to them.
+
+    model (Model): A model built by `RNNTagger.v1` or `RNNCRFTagger.v1`.
+    rows (Sequence[Optional[int]]): For each new output, the old output whose
+        weights (and CRF scores) it keeps, or None for a new one: zero
+        weights and `new_bias` as its bias.
+    new_bias (float): The output bias of the new tags.
+    RETURNS (Model): The model, resized in place.
+    """
+    n_out = len(rows)
+    output = model.get_ref("output_layer")
+    wrapper = model.layers[1]  # with_array(output_layer)
+    if output.has_param("W"):
+        output = _resized_linear(output, rows, new_bias)
+        wrapper.layers[0] = output
+        for ref in ("softmax", "output_layer"):
+            if model.has_ref(ref):
+                model.set_ref(ref, output)
+    _update_nO(output, n_out)
+    _update_nO(wrapper, n_out)
+    if model.has_ref("crf"):
+        crf = resize_crf(model.get_ref("crf"), rows)
+        model.layers[2] = crf
+        model.set_ref("crf", crf)
+    _update_nO(model, n_out)
+    return model
+
+
+def _resized_linear(
+    layer: Model[Floats2d, Floats2d], rows: Sequence[Optional[int]], new_bias: float
+) -> Model[Floats2d, Floats2d]:
+    """A copy of a trained layer with params W and b, with output i taking
+    row rows[i] of them (zero weights and `new_bias` where None)."""
+    dims = {name: layer.maybe_get_dim(name) for name in layer.dim_names}
+    dims["nO"] = len(rows)
+    new_layer: Model[Floats2d, Floats2d] = Model(
+        layer.name,
+        layer._func,
+        dims=dims,
+        params={name: None for name in layer.param_names},
+        init=layer.init,
+        attrs=dict(layer.attrs),
+        ops=layer.ops,
+    )
+    dst = [i for i, row in enumerate(rows) if row is not None]
+    src = [rows[i] for i in dst]
+    for name in ("W", "b"):
+        old = layer.get_param(name)
+        param = layer.ops.alloc((len(rows),) + old.shape[1:], dtype=old.dtype)
+        if name == "b":
+            param[...] = new_bias
+        param[dst] = old[src]
+        new_layer.set_param(name, param)
+    return new_layer
+
+
+def _update_nO(node: Model, n_out: int) -> None:
+    """Set `nO` where it was already set (unset, initialization infers it)."""
+    if node.has_dim("nO"):
+        node.set_dim("nO", n_out, force=True)
 
 
 @registry.architectures("spacy-rnn-ner.CharMultiHashEmbed.v1")

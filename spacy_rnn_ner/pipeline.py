@@ -23,14 +23,12 @@ from thinc.api import (
     SequenceCategoricalCrossentropy,
     set_dropout_rate,
 )
-from thinc.layers.resizable import resize_linear_weighted
 from thinc.types import Floats1d, Floats2d
 
 from . import crf
 from .batching import begin_update_bucketed, length_buckets, predict_bucketed
 from .crf import span_labels
 from .decode import decode
-from .layers.crf_layer import CRF
 from .tags import make_tags
 
 default_model_config = """
@@ -718,39 +716,18 @@ class RNNEntityRecognizer(TrainablePipe):
         if new_tags == old_tags:
             return
         old_index = {tag: i for i, tag in enumerate(old_tags)}
-        dst = [i for i, tag in enumerate(new_tags) if tag in old_index]
-        src = [old_index[new_tags[i]] for i in dst]
-        if self.model.has_ref("output_layer"):
-            layer = self.model.get_ref("output_layer")
-            if not layer.has_param("W"):
-                _set_output_width(self.model, layer, len(new_tags))
-            else:
-                # A new node (new id) rather than new params in place, so that
-                # the optimizer doesn't apply moments of the old shape to it.
-                new_layer = resize_linear_weighted(layer, len(new_tags))
-                for name in ("W", "b"):
-                    old_param = layer.get_param(name)
-                    param = new_layer.ops.alloc((len(new_tags),) + old_param.shape[1:])
-                    if name == "b":
-                        param[...] = UNTRAINED_BIAS
-                    param[dst] = old_param[src]
-                    new_layer.set_param(name, param)
-                _replace_node(self.model, layer, new_layer)
-                _set_output_width(self.model, new_layer, len(new_tags))
-        if self.model.has_ref("crf"):
-            layer = self.model.get_ref("crf")
-            if not layer.has_param("transitions"):
-                _set_output_width(self.model, layer, len(new_tags))
-                return
-            new_crf = CRF(len(new_tags))
-            new_crf.initialize()
-            old_trans = layer.get_param("transitions")
-            trans = new_crf.get_param("transitions")
-            trans[numpy.ix_(dst, dst)] = old_trans[numpy.ix_(src, src)]
-            for name in ("start", "end"):
-                new_crf.get_param(name)[dst] = layer.get_param(name)[src]
-            _replace_node(self.model, layer, new_crf)
-            _set_output_width(self.model, new_crf, len(new_tags))
+        rows = [old_index.get(tag) for tag in new_tags]
+        resize_output = self.model.attrs.get("resize_output")
+        if resize_output is not None:
+            self.model = resize_output(self.model, rows, new_bias=UNTRAINED_BIAS)
+            return
+        output = self.model.maybe_get_ref("output_layer")
+        if output is not None and output.has_param("W"):
+            raise ValueError(
+                f"Component '{self.name}' can't add labels to its trained model: the "
+                f"architecture sets no model.attrs['resize_output'] (see "
+                f"`spacy_rnn_ner.architectures.resize_tagger_output`)."
+            )
 
 
 # Attrs that fix a layer's parameters and computation. thinc's `from_bytes`
@@ -800,35 +777,3 @@ def _blocked_spans(doc: Doc) -> List[Span]:
     iob = doc.to_array("ENT_IOB")
     ent_type = doc.to_array("ENT_TYPE")
     return [doc[i : i + 1] for i in numpy.flatnonzero((iob == 3) & (ent_type == 0))]
-
-
-def _replace_node(model: Model, old: Model, new: Model) -> None:
-    """Put `new` wherever `old` is a layer or a ref in `model`'s tree."""
-    nodes = list(model.walk())
-    for node in nodes:
-        for i, child in enumerate(node.layers):
-            if child is old:
-                node.layers[i] = new
-    for node in nodes:
-        for ref in node.ref_names:
-            if node.maybe_get_ref(ref) is old:
-                node.set_ref(ref, new)
-
-
-def _set_output_width(model: Model, layer: Model, nO: int) -> None:
-    """Set `nO` on `layer` (which must have no params yet) and on every node
-    whose output is `layer`'s output (e.g. the chain and `with_array` around
-    it), where that width was already set.
-    """
-    for node in model.walk():
-        if node is layer or _ends_with(node, layer):
-            if node.has_dim("nO"):
-                node.set_dim("nO", nO, force=True)
-
-
-def _ends_with(node: Model, layer: Model) -> bool:
-    while node.layers:
-        node = node.layers[-1]
-        if node is layer:
-            return True
-    return False

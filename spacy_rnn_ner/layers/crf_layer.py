@@ -6,7 +6,9 @@ training (forward algorithm, `spacy_rnn_ner.crf`) and decoding (Viterbi), and
 whose gradients it adds with `inc_grad`. Keeping them in a layer puts them in
 the model tree, so they are saved, loaded and optimised with the rest.
 """
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import numpy
 
 from thinc.api import Model, registry
 from thinc.types import Floats2d
@@ -42,3 +44,23 @@ def init(model: Model[InT, InT], X: Optional[InT] = None, Y: Optional[InT] = Non
 
 def forward(model: Model[InT, InT], X: InT, is_train: bool) -> Tuple[InT, Callable]:
     return X, lambda dY: dY
+
+
+def resize_crf(model: Model[InT, InT], rows: Sequence[Optional[int]]) -> Model[InT, InT]:
+    """A CRF over `len(rows)` tags, where tag i keeps the scores of old tag
+    rows[i] (zero scores where None). A trained layer is replaced by a new
+    one, so that an optimizer doesn't apply moments of the old shape."""
+    n_out = len(rows)
+    if not model.has_param("transitions"):
+        if model.has_dim("nO"):
+            model.set_dim("nO", n_out, force=True)
+        return model
+    new_model = CRF(n_out)
+    new_model.initialize()
+    dst = [i for i, row in enumerate(rows) if row is not None]
+    src = [rows[i] for i in dst]
+    transitions = new_model.get_param("transitions")
+    transitions[numpy.ix_(dst, dst)] = model.get_param("transitions")[numpy.ix_(src, src)]
+    for name in ("start", "end"):
+        new_model.get_param(name)[dst] = model.get_param(name)[src]
+    return new_model
