@@ -31,12 +31,11 @@ from .tags import (
     allowed_ends,
     allowed_starts,
     allowed_transitions,
+    is_missing,
     viterbi_decode,
 )
 
 LOG_ZERO = -1e30
-# Tags that mean "annotation missing" in BILUO gold sequences.
-MISSING = (None, "-")
 
 SpanT = Tuple[int, int, Union[str, int]]
 
@@ -265,7 +264,7 @@ def gold_mask_from_biluo(
 ):
     """The (B, T, n_tags) bool `gold_mask` for `nll_and_grads` from BILUO tag
     strings per doc (e.g. `Example.get_aligned_ner()`): one-hot for known
-    tags, all True for None or "-" (missing) and for padding.
+    tags, all True for missing tags (`tags.is_missing`) and for padding.
     """
     lengths = [len(seq) for seq in biluo]
     n_steps = max(lengths, default=0) if n_steps is None else n_steps
@@ -273,7 +272,7 @@ def gold_mask_from_biluo(
     ids = numpy.full((len(biluo), n_steps), -1, dtype="i")
     for b, seq in enumerate(biluo):
         for t, tag in enumerate(seq):
-            if tag in MISSING:
+            if is_missing(tag):
                 continue
             if tag not in index:
                 raise ValueError(f"Unknown BILUO tag {tag!r} in gold annotation")

@@ -20,16 +20,15 @@ from thinc.api import (
     Config,
     Model,
     Optimizer,
-    SequenceCategoricalCrossentropy,
     set_dropout_rate,
 )
-from thinc.types import Floats1d, Floats2d
+from thinc.types import Floats2d
 
-from . import crf
-from .batching import begin_update_bucketed, length_buckets, predict_bucketed
+from .batching import begin_update_bucketed, predict_bucketed
 from .crf import span_labels
 from .decode import decode
-from .tags import make_tags
+from .losses import TagLoss, tag_loss_class
+from .tags import is_missing, make_tags
 
 default_model_config = """
 [model]
@@ -55,11 +54,6 @@ dropout = 0.0
 """
 DEFAULT_RNN_NER_MODEL = Config().from_str(default_model_config)["model"]
 
-# Probabilities are clipped to this before the log, so that a softmax that
-# underflows to 0 gives a very low but finite score.
-MIN_PROB = 1e-30
-# Gold tags that mean "no annotation": no loss for these tokens.
-MISSING_TAGS = (None, "", "-")
 # Model attr that saves the labels with the weights (a JSON list), so that a
 # cfg whose labels were renamed can't silently relabel the entities.
 LABELS_ATTR = "rnn_ner_labels"
@@ -176,6 +170,7 @@ class RNNEntityRecognizer(TrainablePipe):
         self._warned_labels: Set[str] = set()
         # The frozen copy `nlp.resume_training()` makes, for `rehearse`.
         self._rehearsal_model: Optional[Model] = None
+        self._loss_class = tag_loss_class(model)
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -275,8 +270,9 @@ class RNNEntityRecognizer(TrainablePipe):
         tags = self.tags
         xp = self.model.ops.xp
         forbid = None if self.overwrite_ents else [_preset_tokens(doc) for doc in docs]
-        emissions = self._emissions(scores)
-        chain_params = self._transition_scores()
+        loss = self.loss
+        emissions = loss.emissions(scores)
+        chain_params = loss.transition_scores()
         active = self._trained_tag_indices()
         if len(active) < len(tags):
             # Decode over the trained tags only: the masked ones have
@@ -319,23 +315,11 @@ class RNNEntityRecognizer(TrainablePipe):
                 group.attrs["scores"] = numpy.asarray([probs[i] for i in order], dtype="f")
                 doc.spans[self.spans_key] = group
 
-    def _emissions(self, scores: List[Floats2d]) -> List[Floats2d]:
-        """Per-token scores for the chain: a CRF tagger's own scores, or the
-        log of a softmax tagger's probabilities."""
-        if self.model.has_ref("crf"):
-            return scores
-        xp = self.model.ops.xp
-        return [xp.log(xp.clip(s, MIN_PROB, 1.0)) for s in scores]
-
-    def _transition_scores(self) -> Tuple[Floats2d, Floats1d, Floats1d]:
-        """(transitions, start, end) of the CRF, or zeros for a softmax tagger
-        (the BILUO constraints apply either way)."""
-        if self.model.has_ref("crf"):
-            crf_layer = self.model.get_ref("crf")
-            return tuple(crf_layer.get_param(n) for n in ("transitions", "start", "end"))
-        n_tags = len(self.tags)
-        ops = self.model.ops
-        return ops.alloc2f(n_tags, n_tags), ops.alloc1f(n_tags), ops.alloc1f(n_tags)
+    @property
+    def loss(self) -> TagLoss:
+        """The objective over the current tags (the kind of which was chosen
+        from the model when the component was built)."""
+        return self._loss_class(self.model, self.tags)
 
     def update(
         self,
@@ -353,27 +337,14 @@ class RNNEntityRecognizer(TrainablePipe):
         losses (Optional[Dict[str, float]]): Losses so far, by component name.
         RETURNS (Dict[str, float]): The updated losses.
         """
-        if losses is None:
-            losses = {}
-        losses.setdefault(self.name, 0.0)
-        examples = list(examples)
-        validate_examples(examples, "RNNEntityRecognizer.update")
-        if not any(len(eg.predicted) for eg in examples):
-            return losses
+        examples = _validated(examples, "RNNEntityRecognizer.update")
         self._unmask_labels({ent.label_ for eg in examples for ent in eg.reference.ents})
-        set_dropout_rate(self.model, drop)
-        docs = [eg.predicted for eg in examples]
-        scores, backprop_scores = begin_update_bucketed(self.model, docs, len(self.tags))
-        loss, d_scores, d_crf = self._loss_and_gradients(examples, scores)
-        backprop_scores(d_scores)
-        if d_crf is not None:
-            crf_layer = self.model.get_ref("crf")
-            for name, grad in d_crf.items():
-                crf_layer.inc_grad(name, grad)
-        if sgd is not None:
-            self.finish_update(sgd)
-        losses[self.name] += loss
-        return losses
+
+        def get_loss(docs: List[Doc], scores: List[Floats2d]) -> Tuple[List[Floats2d], float]:
+            loss, d_scores = self._get_loss(examples, scores, is_train=True)
+            return d_scores, loss
+
+        return self._step(examples, get_loss, drop=drop, sgd=sgd, losses=losses)
 
     def rehearse(
         self,
@@ -396,29 +367,40 @@ class RNNEntityRecognizer(TrainablePipe):
         RETURNS (Dict[str, float]): The updated losses: the summed squared
             differences.
         """
+        examples = _validated(examples, "RNNEntityRecognizer.rehearse")
+        tutor = self._rehearsal_model
+        if tutor is None:
+            examples = []
+
+        def get_loss(docs: List[Doc], scores: List[Floats2d]) -> Tuple[List[Floats2d], float]:
+            # The tutor predicts (no dropout): its scores are the target.
+            targets = predict_bucketed(tutor, docs, len(self.tags))
+            return self.loss.get_rehearsal_loss(scores, targets, tutor, is_train=True)
+
+        return self._step(examples, get_loss, drop=drop, sgd=sgd, losses=losses)
+
+    def _step(
+        self,
+        examples: List[Example],
+        get_loss: Callable[[List[Doc], List[Floats2d]], Tuple[List[Floats2d], float]],
+        *,
+        drop: float,
+        sgd: Optional[Optimizer],
+        losses: Optional[Dict[str, float]],
+    ) -> Dict[str, float]:
+        """What `update` and `rehearse` share, in spancat's order: dropout,
+        forward (in length buckets), `get_loss(docs, scores) -> (d_scores,
+        loss)`, backprop, optimizer step. Nothing happens without tokens."""
         if losses is None:
             losses = {}
         losses.setdefault(self.name, 0.0)
-        examples = list(examples)
-        validate_examples(examples, "RNNEntityRecognizer.rehearse")
         docs = [eg.predicted for eg in examples]
-        n_tokens = sum(len(doc) for doc in docs)
-        if self._rehearsal_model is None or not n_tokens:
+        if not any(len(doc) for doc in docs):
             return losses
         set_dropout_rate(self.model, drop)
         scores, backprop_scores = begin_update_bucketed(self.model, docs, len(self.tags))
-        # The tutor predicts (no dropout): its scores are the target.
-        targets = predict_bucketed(self._rehearsal_model, docs, len(self.tags))
-        d_scores = [(s - t) / n_tokens for s, t in zip(scores, targets)]
-        loss = sum(float((d**2).sum()) for d in d_scores)
+        d_scores, loss = get_loss(docs, scores)
         backprop_scores(d_scores)
-        if self.model.has_ref("crf") and self._rehearsal_model.has_ref("crf"):
-            crf_layer = self.model.get_ref("crf")
-            tutor = self._rehearsal_model.get_ref("crf")
-            for name in ("transitions", "start", "end"):
-                d = crf_layer.get_param(name) - tutor.get_param(name)
-                crf_layer.inc_grad(name, d)
-                loss += float((d**2).sum())
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
@@ -438,40 +420,17 @@ class RNNEntityRecognizer(TrainablePipe):
         scores (List[Floats2d]): The scores from the model.
         RETURNS (Tuple[float, List[Floats2d]]): The loss and d_scores.
         """
-        loss, d_scores, _ = self._loss_and_gradients(examples, scores)
-        return loss, d_scores
+        return self._get_loss(examples, scores, is_train=False)
 
-    def _loss_and_gradients(
-        self, examples: Iterable[Example], scores: List[Floats2d]
-    ) -> Tuple[float, List[Floats2d], Optional[Dict[str, Floats2d]]]:
-        """`get_loss`, plus the gradients of the CRF parameters (or None)."""
-        examples = list(examples)
-        validate_examples(examples, "RNNEntityRecognizer.get_loss")
-        tags = self.tags
+    def _get_loss(
+        self, examples: Iterable[Example], scores: List[Floats2d], *, is_train: bool
+    ) -> Tuple[float, List[Floats2d]]:
+        """`get_loss`; with `is_train`, the loss also adds the gradients of
+        its own parameters (a CRF's) to the model."""
+        examples = _validated(examples, "RNNEntityRecognizer.get_loss")
         truths = self._gold_tags(examples)
-        # Checked before the loss: thinc's cross-entropy rejects inf with an
-        # error that names neither the component nor the cause, and a NaN on
-        # a token with missing gold would otherwise only show in the loss.
-        for i, doc_scores in enumerate(scores):
-            if not bool(self.model.ops.xp.isfinite(doc_scores).all()):
-                n_nan = int(self.model.ops.xp.isnan(doc_scores).sum())
-                n_inf = int(self.model.ops.xp.isinf(doc_scores).sum())
-                e910 = f" ({Errors.E910.format(name=self.name)})" if n_nan else ""
-                raise ValueError(
-                    f"Component '{self.name}': the model's scores are not finite "
-                    f"({n_nan} NaN, {n_inf} inf in doc {i} of the batch): training "
-                    f"has diverged or the input vectors are broken. Lower the "
-                    f"learning rate or enable gradient clipping.{e910}"
-                )
-        d_crf = None
-        if self.model.has_ref("crf"):
-            loss, d_scores, d_crf = self._crf_loss(scores, truths)
-        else:
-            loss_func = SequenceCategoricalCrossentropy(
-                names=tags, normalize=False, missing_value=None
-            )
-            d_scores, loss = loss_func(scores, truths)
-            loss = float(loss)
+        self._check_scores(scores)
+        d_scores, loss = self.loss.get_loss(scores, truths, is_train=is_train)
         if not math.isfinite(loss):
             raise ValueError(
                 f"Component '{self.name}': the training loss is not finite ({loss}): "
@@ -479,36 +438,25 @@ class RNNEntityRecognizer(TrainablePipe):
                 f"check the input vectors, or enable gradient clipping. "
                 f"({Errors.E910.format(name=self.name)})"
             )
-        return loss, d_scores, d_crf
+        return loss, d_scores
 
-    def _crf_loss(
-        self, scores: List[Floats2d], truths: List[List[Optional[str]]]
-    ) -> Tuple[float, List[Floats2d], Dict[str, Floats2d]]:
-        """The CRF's negative log-likelihood, its gradients for the scores and
-        for the CRF parameters; padded in length buckets (see batching.py)."""
+    def _check_scores(self, scores: List[Floats2d]) -> None:
+        """Raise if the scores aren't finite. Checked before the loss: thinc's
+        cross-entropy rejects inf with an error that names neither the
+        component nor the cause, and a NaN on a token with missing gold would
+        otherwise only show in the loss."""
         xp = self.model.ops.xp
-        tags = self.tags
-        chain_params = self._transition_scores()
-        lengths = [int(s.shape[0]) for s in scores]
-        d_scores = [self.model.ops.alloc2f(n, len(tags)) for n in lengths]
-        d_crf = {name: xp.zeros_like(p) for name, p in zip(("transitions", "start", "end"), chain_params)}
-        loss = 0.0
-        for bucket in length_buckets(lengths):
-            n_steps = lengths[bucket[0]]
-            emissions = xp.zeros((len(bucket), n_steps, len(tags)), dtype="f")
-            for row, i in enumerate(bucket):
-                emissions[row, : lengths[i]] = scores[i]
-            gold = crf.gold_mask_from_biluo([truths[i] for i in bucket], tags, xp, n_steps=n_steps)
-            bucket_lengths = xp.asarray([lengths[i] for i in bucket], dtype="i")
-            seq_losses, d_emissions, *d_params = crf.nll_and_grads(
-                emissions, bucket_lengths, *chain_params, tags, gold, xp
-            )
-            loss += float(seq_losses.sum())
-            for row, i in enumerate(bucket):
-                d_scores[i] = d_emissions[row, : lengths[i]]
-            for name, grad in zip(("transitions", "start", "end"), d_params):
-                d_crf[name] += grad
-        return loss, d_scores, d_crf
+        for i, doc_scores in enumerate(scores):
+            counts = nonfinite_counts(xp, doc_scores)
+            if counts is not None:
+                n_nan, n_inf = counts
+                e910 = f" ({Errors.E910.format(name=self.name)})" if n_nan else ""
+                raise ValueError(
+                    f"Component '{self.name}': the model's scores are not finite "
+                    f"({n_nan} NaN, {n_inf} inf in doc {i} of the batch): training "
+                    f"has diverged or the input vectors are broken. Lower the "
+                    f"learning rate or enable gradient clipping.{e910}"
+                )
 
     def _gold_tags(self, examples: List[Example]) -> List[List[Optional[str]]]:
         """Gold BILUO tags per token, None where missing or of an unknown label."""
@@ -517,7 +465,7 @@ class RNNEntityRecognizer(TrainablePipe):
         for eg in examples:
             eg_truths: List[Optional[str]] = []
             for tag in eg.get_aligned_ner():
-                if tag in MISSING_TAGS:
+                if is_missing(tag):
                     eg_truths.append(None)
                 elif tag in known:
                     eg_truths.append(tag)
@@ -589,7 +537,7 @@ class RNNEntityRecognizer(TrainablePipe):
         xp = self.model.ops.xp
         grads = [(node, name) for node in self.model.walk() for name in node.grad_names]
         for node, name in grads:
-            counts = _nonfinite(xp, node.get_grad(name))
+            counts = nonfinite_counts(xp, node.get_grad(name))
             if counts is None:
                 continue
             for other, other_name in grads:
@@ -641,7 +589,7 @@ class RNNEntityRecognizer(TrainablePipe):
             for name in node.param_names:
                 if not node.has_param(name):
                     continue
-                counts = _nonfinite(self.model.ops.xp, node.get_param(name))
+                counts = nonfinite_counts(self.model.ops.xp, node.get_param(name))
                 if counts is not None:
                     raise ValueError(
                         f"Could not load component '{self.name}' from {source}: "
@@ -759,11 +707,17 @@ def _check_architecture(model: Model, msg: Dict) -> None:
                     )
 
 
-def _nonfinite(xp, array) -> Optional[Tuple[int, int]]:
+def nonfinite_counts(xp, array) -> Optional[Tuple[int, int]]:
     """None if `array` is all finite, else its numbers of NaN and inf values."""
     if bool(xp.isfinite(array).all()):
         return None
     return int(xp.isnan(array).sum()), int(xp.isinf(array).sum())
+
+
+def _validated(examples: Iterable[Example], method: str) -> List[Example]:
+    examples = list(examples)
+    validate_examples(examples, method)
+    return examples
 
 
 def _preset_tokens(doc: Doc) -> numpy.ndarray:

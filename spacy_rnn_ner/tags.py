@@ -20,6 +20,14 @@ PREFIXES = ("B", "I", "L", "U")
 # Integer codes of the tag prefixes, as used by the constraint builders.
 _O, _B, _I, _L, _U = 0, 1, 2, 3, 4
 _PREFIX_CODES = {"B": _B, "I": _I, "L": _L, "U": _U}
+# Gold tags that mean "no annotation" (`Example.get_aligned_ner()` gives None
+# for misaligned tokens, "-" and "" come from BILUO input): no loss for these.
+MISSING_TAGS = (None, "", "-")
+
+
+def is_missing(tag: Optional[str]) -> bool:
+    """Whether a gold BILUO tag means "annotation missing"."""
+    return tag in MISSING_TAGS
 
 
 def make_tags(labels: Iterable[str]) -> List[str]:

@@ -404,17 +404,17 @@ def test_non_finite_gradient_raises_before_the_step(pipelines, tagger, value, mo
     nlp2 = copy_of(pipelines(tagger)[0])
     ner = nlp2.get_pipe("rnn_ner")
     examples = make_examples(nlp2.vocab)
-    real_loss = ner._loss_and_gradients
+    real_loss = ner._get_loss
 
-    def broken_loss(examples, scores):
-        loss, d_scores, d_crf = real_loss(examples, scores)
+    def broken_loss(examples, scores, **kwargs):
+        loss, d_scores = real_loss(examples, scores, **kwargs)
         d_scores[0] = d_scores[0].copy()
         d_scores[0][0, 0] = value
-        return loss, d_scores, d_crf
+        return loss, d_scores
 
     before = params_of(ner.model)
     optimizer = Adam(0.01)
-    monkeypatch.setattr(ner, "_loss_and_gradients", broken_loss)
+    monkeypatch.setattr(ner, "_get_loss", broken_loss)
     with pytest.raises(ValueError, match=r"'rnn_ner': the gradient of parameter .* not finite"):
         nlp2.update(examples, sgd=optimizer)
     after = params_of(ner.model)
@@ -422,7 +422,7 @@ def test_non_finite_gradient_raises_before_the_step(pipelines, tagger, value, mo
     for key in before:
         assert_equal(after[key], before[key])
     # The bad gradients were discarded: training goes on with finite weights.
-    monkeypatch.setattr(ner, "_loss_and_gradients", real_loss)
+    monkeypatch.setattr(ner, "_get_loss", real_loss)
     nlp2.update(examples, sgd=optimizer)
     assert all(numpy.isfinite(p).all() for p in params_of(ner.model).values())
     assert any((params_of(ner.model)[k] != before[k]).any() for k in before)

@@ -1,0 +1,154 @@
+"""The component's objective, chosen once from its model: per-token
+cross-entropy for a softmax tagger, the CRF's negative log-likelihood for a
+CRF tagger.
+
+Both kinds feed the same constrained chain (crf.py): a CRF tagger with its
+own emission and transition scores, a softmax tagger with log-probabilities
+and zero transitions. The loss object therefore also says what the chain is
+(`emissions`, `transition_scores`), so that nothing else needs to ask which
+kind of tagger it has. As thinc's loss classes, `get_loss(scores, truths)`
+returns `(d_scores, loss)`.
+"""
+from typing import List, Optional, Sequence, Tuple
+
+from thinc.api import Model, SequenceCategoricalCrossentropy
+from thinc.types import Floats1d, Floats2d
+
+from . import crf
+from .batching import length_buckets
+
+# Probabilities are clipped to this before the log, so that a softmax that
+# underflows to 0 gives a very low but finite score.
+MIN_PROB = 1e-30
+CRF_PARAMS = ("transitions", "start", "end")
+
+# Gold BILUO tags per doc, None where missing.
+TruthsT = Sequence[Sequence[Optional[str]]]
+ChainParamsT = Tuple[Floats2d, Floats1d, Floats1d]
+
+
+class TagLoss:
+    """The objective of a tagger over `tags` whose model is `model`."""
+
+    def __init__(self, model: Model, tags: Sequence[str]) -> None:
+        self.model = model
+        self.tags = list(tags)
+
+    def emissions(self, scores: List[Floats2d]) -> List[Floats2d]:
+        """Per-token chain scores from the model's scores."""
+        raise NotImplementedError
+
+    def transition_scores(self) -> ChainParamsT:
+        """(transitions, start, end) of the chain."""
+        ops = self.model.ops
+        n_tags = len(self.tags)
+        return ops.alloc2f(n_tags, n_tags), ops.alloc1f(n_tags), ops.alloc1f(n_tags)
+
+    def get_loss(
+        self, scores: List[Floats2d], truths: TruthsT, *, is_train: bool = False
+    ) -> Tuple[List[Floats2d], float]:
+        """The gradient of the loss for the model's scores, and the loss.
+        Tokens whose gold tag is None add no loss. With `is_train`, the
+        gradients of the loss's own parameters (a CRF's transition scores)
+        are added to their layer, as a layer's backprop does.
+        """
+        raise NotImplementedError
+
+    def get_rehearsal_loss(
+        self, scores: List[Floats2d], targets: List[Floats2d], tutor: Model, *, is_train: bool = False
+    ) -> Tuple[List[Floats2d], float]:
+        """Score like `tutor`, whose scores are `targets`: the gradient is the
+        difference of the scores per token, normalised by the batch's tokens,
+        as spaCy's Tagger rehearses; the loss the summed squared gradients."""
+        n_tokens = sum(len(s) for s in scores)
+        d_scores = [(s - t) / max(n_tokens, 1) for s, t in zip(scores, targets)]
+        return d_scores, sum(float((d**2).sum()) for d in d_scores)
+
+
+class SoftmaxTagLoss(TagLoss):
+    """Categorical cross-entropy of per-token softmax probabilities, reported
+    as the sum of squared gradients, as spaCy's Tagger does."""
+
+    def emissions(self, scores: List[Floats2d]) -> List[Floats2d]:
+        xp = self.model.ops.xp
+        return [xp.log(xp.clip(s, MIN_PROB, 1.0)) for s in scores]
+
+    def get_loss(
+        self, scores: List[Floats2d], truths: TruthsT, *, is_train: bool = False
+    ) -> Tuple[List[Floats2d], float]:
+        loss_func = SequenceCategoricalCrossentropy(
+            names=self.tags, normalize=False, missing_value=None
+        )
+        d_scores, loss = loss_func(scores, list(truths))
+        return d_scores, float(loss)
+
+
+class CRFTagLoss(TagLoss):
+    """Negative log-likelihood of the gold tags under the linear-chain CRF of
+    the model's "crf" layer; missing tags are marginalised."""
+
+    def emissions(self, scores: List[Floats2d]) -> List[Floats2d]:
+        return scores
+
+    def transition_scores(self) -> ChainParamsT:
+        layer = self.model.get_ref("crf")
+        return tuple(layer.get_param(name) for name in CRF_PARAMS)  # type: ignore[return-value]
+
+    def get_loss(
+        self, scores: List[Floats2d], truths: TruthsT, *, is_train: bool = False
+    ) -> Tuple[List[Floats2d], float]:
+        # Padded in length buckets (see batching.py).
+        xp = self.model.ops.xp
+        n_tags = len(self.tags)
+        chain_params = self.transition_scores()
+        lengths = [int(s.shape[0]) for s in scores]
+        d_scores = [self.model.ops.alloc2f(n, n_tags) for n in lengths]
+        d_params = [xp.zeros_like(p) for p in chain_params]
+        loss = 0.0
+        for bucket in length_buckets(lengths):
+            n_steps = lengths[bucket[0]]
+            emissions = xp.zeros((len(bucket), n_steps, n_tags), dtype="f")
+            for row, i in enumerate(bucket):
+                emissions[row, : lengths[i]] = scores[i]
+            gold = crf.gold_mask_from_biluo(
+                [truths[i] for i in bucket], self.tags, xp, n_steps=n_steps
+            )
+            bucket_lengths = xp.asarray([lengths[i] for i in bucket], dtype="i")
+            seq_losses, d_emissions, *bucket_d_params = crf.nll_and_grads(
+                emissions, bucket_lengths, *chain_params, self.tags, gold, xp
+            )
+            loss += float(seq_losses.sum())
+            for row, i in enumerate(bucket):
+                d_scores[i] = d_emissions[row, : lengths[i]]
+            for total, grad in zip(d_params, bucket_d_params):
+                total += grad
+        if is_train:
+            self._inc_grads(d_params)
+        return d_scores, loss
+
+    def get_rehearsal_loss(
+        self, scores: List[Floats2d], targets: List[Floats2d], tutor: Model, *, is_train: bool = False
+    ) -> Tuple[List[Floats2d], float]:
+        """As `TagLoss.get_rehearsal_loss`, plus the difference of the
+        transition scores to the tutor's (if it has a CRF)."""
+        d_scores, loss = super().get_rehearsal_loss(scores, targets, tutor, is_train=is_train)
+        if tutor.has_ref("crf"):
+            tutor_crf = tutor.get_ref("crf")
+            d_params = [
+                mine - tutor_crf.get_param(name)
+                for mine, name in zip(self.transition_scores(), CRF_PARAMS)
+            ]
+            loss += sum(float((d**2).sum()) for d in d_params)
+            if is_train:
+                self._inc_grads(d_params)
+        return d_scores, loss
+
+    def _inc_grads(self, d_params: Sequence) -> None:
+        layer = self.model.get_ref("crf")
+        for name, grad in zip(CRF_PARAMS, d_params):
+            layer.inc_grad(name, grad)
+
+
+def tag_loss_class(model: Model) -> type:
+    """The objective of the tagger `model`: CRF if it has a "crf" ref."""
+    return CRFTagLoss if model.has_ref("crf") else SoftmaxTagLoss
