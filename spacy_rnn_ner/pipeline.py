@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy
-import srsly
 from spacy import util
 from spacy.errors import Errors
 from spacy.language import Language
@@ -28,6 +27,7 @@ from .batching import begin_update_bucketed, predict_bucketed
 from .crf import span_labels
 from .decode import decode
 from .losses import TagLoss, tag_loss_class
+from .serialize import load_cfg, load_model, nonfinite_counts, read_file, stamp_labels
 from .tags import is_missing, make_tags
 
 default_model_config = """
@@ -54,9 +54,6 @@ dropout = 0.0
 """
 DEFAULT_RNN_NER_MODEL = Config().from_str(default_model_config)["model"]
 
-# Model attr that saves the labels with the weights (a JSON list), so that a
-# cfg whose labels were renamed can't silently relabel the entities.
-LABELS_ATTR = "rnn_ner_labels"
 # Output bias of the tags of a label added to a trained model, until an update
 # has gold entities of it (see `_resize_output`): exp() of it is exactly 0.
 UNTRAINED_BIAS = -1e4
@@ -485,7 +482,7 @@ class RNNEntityRecognizer(TrainablePipe):
         self._validate_serialization_attrs()
         old_tags = self.tags
         deserialize = {
-            "cfg": lambda b: self._load_cfg(b, "bytes"),
+            "cfg": lambda b: self.cfg.update(load_cfg(b, name=self.name, source="bytes")),
             "vocab": lambda b: self.vocab.from_bytes(b, exclude=exclude),
             "model": lambda b: self._load_model(b, old_tags, "bytes"),
         }
@@ -499,9 +496,11 @@ class RNNEntityRecognizer(TrainablePipe):
         self._validate_serialization_attrs()
         old_tags = self.tags
         deserialize = {
-            "cfg": lambda p: self._load_cfg(self._read_file(p), p),
+            "cfg": lambda p: self.cfg.update(
+                load_cfg(read_file(p, self.name), name=self.name, source=p)
+            ),
             "vocab": lambda p: self.vocab.from_disk(p, exclude=exclude),
-            "model": lambda p: self._load_model(self._read_file(p), old_tags, p),
+            "model": lambda p: self._load_model(read_file(p, self.name), old_tags, p),
         }
         util.from_disk(path, deserialize, exclude)
         return self
@@ -518,12 +517,12 @@ class RNNEntityRecognizer(TrainablePipe):
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
         """Serialize the component; the model carries its labels."""
-        self._stamp_labels()
+        stamp_labels(self.model, self.labels)
         return super().to_bytes(exclude=exclude)
 
     def to_disk(self, path: Union[str, Path], *, exclude: Iterable[str] = tuple()) -> None:
         """Save the component to a directory; the model carries its labels."""
-        self._stamp_labels()
+        stamp_labels(self.model, self.labels)
         super().to_disk(path, exclude=exclude)
 
     def finish_update(self, sgd: Optimizer) -> None:
@@ -552,75 +551,11 @@ class RNNEntityRecognizer(TrainablePipe):
             )
         super().finish_update(sgd)
 
-    def _stamp_labels(self) -> None:
-        self.model.attrs[LABELS_ATTR] = srsly.json_dumps(list(self.labels))
-
     def _load_model(self, data: bytes, old_tags: List[str], source: object) -> None:
+        """Give the output the width of the labels loaded into cfg, then load
+        the weights (see serialize.py for the checks)."""
         self._resize_output(old_tags)
-        # Models saved before the labels were stored with them lack the attr.
-        self.model.attrs.pop(LABELS_ATTR, None)
-        try:
-            _check_architecture(self.model, srsly.msgpack_loads(data))
-            self.model.from_bytes(data)
-            # An output width still unset before loading is taken from the
-            # file as it is: it must match the labels in cfg.
-            output = self.model.maybe_get_ref("output_layer")
-            n_out = output.maybe_get_dim("nO") if output is not None else None
-            if n_out is not None and n_out != len(self.tags):
-                raise ValueError(
-                    f"the model has {n_out} output tags, but the {len(self.labels)} "
-                    f"labels in cfg make {len(self.tags)}"
-                )
-        except Exception as e:
-            raise ValueError(
-                f"Could not load the model of component '{self.name}' from "
-                f"{source}: the data is corrupted or was saved by a component with "
-                f"a different model architecture ({type(e).__name__}: {e})"
-            ) from e
-        saved = self.model.attrs.get(LABELS_ATTR)
-        if saved is not None and make_tags(srsly.json_loads(saved)) != self.tags:
-            raise ValueError(
-                f"Could not load component '{self.name}' from {source}: its model "
-                f"was trained with the labels {srsly.json_loads(saved)}, but its cfg "
-                f"lists {list(self.labels)}. The cfg was edited or comes from "
-                f"another model; loading it would relabel the entities."
-            )
-        for node in self.model.walk():
-            for name in node.param_names:
-                if not node.has_param(name):
-                    continue
-                counts = nonfinite_counts(self.model.ops.xp, node.get_param(name))
-                if counts is not None:
-                    raise ValueError(
-                        f"Could not load component '{self.name}' from {source}: "
-                        f"parameter '{name}' of layer '{node.name}' has {counts[0]} "
-                        f"NaN and {counts[1]} inf values. The model was saved after "
-                        f"training diverged, or the file is corrupted."
-                    )
-
-    def _load_cfg(self, data: bytes, source: object) -> None:
-        try:
-            cfg = srsly.json_loads(data)
-            labels = cfg.get("labels", []) if isinstance(cfg, dict) else None
-            if not isinstance(labels, list) or not all(
-                isinstance(label, str) and label for label in labels
-            ):
-                raise ValueError("expected a JSON object with a list of label strings")
-        except ValueError as e:
-            raise ValueError(
-                f"Could not load the cfg of component '{self.name}' from {source}: "
-                f"the file is corrupted ({type(e).__name__}: {e})"
-            ) from e
-        self.cfg.update(cfg)
-
-    def _read_file(self, path: Union[str, Path]) -> bytes:
-        try:
-            return Path(path).read_bytes()
-        except OSError as e:
-            # Same OSError subclass (e.g. FileNotFoundError), naming the component.
-            raise OSError(
-                e.errno, f"Could not load component '{self.name}': can't read", str(path)
-            ) from e
+        load_model(self.model, data, labels=self.labels, name=self.name, source=source)
 
     def _trained_tag_indices(self) -> List[int]:
         """Indices of the tags that aren't masked (see `_resize_output`)."""
@@ -676,42 +611,6 @@ class RNNEntityRecognizer(TrainablePipe):
                 f"architecture sets no model.attrs['resize_output'] (see "
                 f"`spacy_rnn_ner.architectures.resize_tagger_output`)."
             )
-
-
-# Attrs that fix a layer's parameters and computation. thinc's `from_bytes`
-# checks only the number of nodes and the dims, and takes the saved attrs and
-# params as they are: a saved GRU would silently run where the config says
-# LSTM. Other attrs (e.g. HashEmbed seeds) are meant to come from the file.
-ARCH_ATTRS = ("cell", "bidirectional", "depth")
-
-
-def _check_architecture(model: Model, msg: Dict) -> None:
-    """Raise if the serialized model `msg` has another architecture than `model`."""
-    nodes = list(model.walk())
-    if not isinstance(msg, dict) or len(msg.get("nodes", ())) != len(nodes):
-        return  # thinc's `from_dict` raises its own error
-    for node, attrs, params in zip(nodes, msg["attrs"], msg["params"]):
-        extra = sorted(set(params) - set(node.param_names))
-        if extra:
-            raise ValueError(
-                f"the saved layer '{node.name}' has parameters {extra} that the "
-                f"configured one lacks"
-            )
-        for key in ARCH_ATTRS:
-            if key in node.attrs and key in attrs:
-                saved = srsly.msgpack_loads(attrs[key])
-                if saved != node.attrs[key]:
-                    raise ValueError(
-                        f"the saved layer '{node.name}' has {key}={saved!r}, the "
-                        f"configured one {key}={node.attrs[key]!r}"
-                    )
-
-
-def nonfinite_counts(xp, array) -> Optional[Tuple[int, int]]:
-    """None if `array` is all finite, else its numbers of NaN and inf values."""
-    if bool(xp.isfinite(array).all()):
-        return None
-    return int(xp.isnan(array).sum()), int(xp.isinf(array).sum())
 
 
 def _validated(examples: Iterable[Example], method: str) -> List[Example]:

@@ -167,7 +167,7 @@ def test_corrupted_model_file(trained_nlp, tmp_path, corrupt):
 def test_model_saved_without_labels_attr_still_loads(trained_nlp):
     """Models saved before the labels were stored with the weights load as
     before; newer ones carry them (checked against cfg at load)."""
-    from spacy_rnn_ner.pipeline import LABELS_ATTR
+    from spacy_rnn_ner.serialize import LABELS_ATTR
 
     msg = srsly.msgpack_loads(trained_nlp.get_pipe("rnn_ner").to_bytes())
     model_msg = srsly.msgpack_loads(msg["model"])
