@@ -1,11 +1,13 @@
-"""A linear-chain CRF over BILUO tags, as array math on padded batches.
+"""A linear-chain CRF over BILUO tags, as array math on padded batches: the
+one home of Viterbi, forward-backward, the likelihood and span marginals.
 
-Every function takes `emissions` (B, T, n_tags) per-token scores, `lengths`
-(B,), and the CRF parameters as arrays: `transitions` (n_tags, n_tags), the
-score of tag j following tag i, and `start`/`end` (n_tags,). The BILUO
-constraints of `tags.py` are always applied on top, so only valid sequences
-have nonzero probability. `xp` is numpy or cupy; batch items and tags are
-vectorised, Python loops run over time steps (or span lengths) only.
+Every function takes `xp` (numpy or cupy) first, then the `Chain` (the tags
+and the learned scores: `transitions` (n_tags, n_tags), the score of tag j
+following tag i, and `start`/`end` (n_tags,)), then `emissions` (B, T,
+n_tags) per-token scores and `lengths` (B,). The BILUO constraints of
+`tags.py` are always applied on top, so only valid sequences have nonzero
+probability. Batch items and tags are vectorised, Python loops run over time
+steps (or span lengths) only.
 
 Log-probability zero is the finite `LOG_ZERO`, never -inf, so no inf - inf can
 give NaN. It is far enough below any real score that exp() of anything that
@@ -13,15 +15,14 @@ contains it is exactly 0: forbidden paths are excluded, not just penalised.
 Impossible entries are clamped at `LOG_ZERO`; test them with `<= LOG_ZERO / 2`.
 
 A softmax tagger without a CRF is the special case emissions = log(p) with
-zero transitions, start and end: the same functions give its constrained
-chain's marginals, span confidences and best path.
+zero transitions, start and end (`Chain.zeros`): the same functions give its
+constrained chain's marginals, span confidences and best path.
 """
-from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy
 
-# tags.py keeps these private; they are the constraint parser and the
-# constrained Viterbi that the pipeline's decoder uses.
+# tags.py keeps these private: they are the constraint parser.
 from .tags import (
     _B,
     _I,
@@ -32,12 +33,39 @@ from .tags import (
     allowed_starts,
     allowed_transitions,
     is_missing,
-    viterbi_decode,
 )
 
 LOG_ZERO = -1e30
 
 SpanT = Tuple[int, int, Union[str, int]]
+
+
+class Chain(NamedTuple):
+    """The chain of a tagger: its tags, and the learned scores of its CRF
+    (zeros for a softmax tagger). The BILUO constraints apply on top."""
+
+    tags: Sequence[str]
+    transitions: Any  # (n_tags, n_tags): score of tag j following tag i
+    start: Any  # (n_tags,)
+    end: Any  # (n_tags,)
+
+    @classmethod
+    def zeros(cls, xp, tags: Sequence[str]) -> "Chain":
+        """The chain of a softmax tagger: constraints only."""
+        n_tags = len(tags)
+        zeros = xp.zeros((n_tags,), dtype="f")
+        return cls(list(tags), xp.zeros((n_tags, n_tags), dtype="f"), zeros, zeros.copy())
+
+    def select(self, indices: Sequence[int]) -> "Chain":
+        """The chain over the tags `indices` only (the others can't occur)."""
+        idx = list(indices)
+        trans = self.transitions[idx][:, idx]
+        return Chain([self.tags[i] for i in idx], trans, self.start[idx], self.end[idx])
+
+    def with_temperature(self, temperature: float) -> "Chain":
+        """Every score divided by `temperature` (divide the emissions alike)."""
+        params = (self.transitions, self.start, self.end)
+        return Chain(self.tags, *(p / temperature for p in params))
 
 
 class ForwardBackward(NamedTuple):
@@ -46,43 +74,37 @@ class ForwardBackward(NamedTuple):
     log_Z: "numpy.ndarray"  # (B,); 0 for empty sequences
 
 
-def log_partition(
-    emissions, lengths, transitions, start, end, tags, xp, allowed_mask=None
-):
+def log_partition(xp, chain: Chain, emissions, lengths, allowed_mask=None):
     """Log-sum-exp of the scores of all valid tag sequences, per sequence (B,).
     `allowed_mask` (B, T, n_tags) optionally restricts the tags per token; a
     sequence it leaves no valid path for gets LOG_ZERO.
     """
-    chain = _prepare(xp, emissions, lengths, transitions, start, end, tags, allowed_mask)
-    return _forward(xp, chain)[1]
+    prep = _prepare(xp, chain, emissions, lengths, allowed_mask)
+    return _forward(xp, prep)[1]
 
 
 def forward_backward(
-    emissions, lengths, transitions, start, end, tags, xp, allowed_mask=None
+    xp, chain: Chain, emissions, lengths, allowed_mask=None
 ) -> ForwardBackward:
     """Forward and backward log-messages and log_Z. Padding and impossible
     entries of log_alpha/log_beta are LOG_ZERO.
     """
-    chain = _prepare(xp, emissions, lengths, transitions, start, end, tags, allowed_mask)
-    return _forward_backward(xp, chain)
+    prep = _prepare(xp, chain, emissions, lengths, allowed_mask)
+    return _forward_backward(xp, prep)
 
 
-def marginals(
-    emissions, lengths, transitions, start, end, tags, xp, allowed_mask=None, fb=None
-):
+def marginals(xp, chain: Chain, emissions, lengths, allowed_mask=None, fb=None):
     """Token marginals P(y_t = j), shape (B, T, n_tags), zero on padding (and
     everywhere for a sequence that `allowed_mask` makes impossible). Pass `fb`
     from `forward_backward` with the same arguments to skip recomputing it.
     """
-    chain = _prepare(xp, emissions, lengths, transitions, start, end, tags, allowed_mask)
+    prep = _prepare(xp, chain, emissions, lengths, allowed_mask)
     if fb is None:
-        fb = _forward_backward(xp, chain)
-    return _token_marginals(xp, chain, fb)
+        fb = _forward_backward(xp, prep)
+    return _token_marginals(xp, prep, fb)
 
 
-def nll_and_grads(
-    emissions, lengths, transitions, start, end, tags, gold_mask, xp
-):
+def nll_and_grads(xp, chain: Chain, emissions, lengths, gold_mask):
     """Negative log-likelihood of the gold annotation, per sequence (B,), and
     the gradients of its sum: d_emissions (B, T, n_tags) (zero on padding),
     d_transitions, d_start, d_end. `gold_mask` (B, T, n_tags) marks the
@@ -90,8 +112,8 @@ def nll_and_grads(
     so missing tags are marginalised: loss = log Z - log Z_gold.
     Raises ValueError if some gold_mask admits no valid BILUO path.
     """
-    free = _prepare(xp, emissions, lengths, transitions, start, end, tags, None)
-    gold = _prepare(xp, emissions, lengths, transitions, start, end, tags, gold_mask)
+    free = _prepare(xp, chain, emissions, lengths, None)
+    gold = _prepare(xp, chain, emissions, lengths, gold_mask)
     counts_free = _expected_counts(xp, free, _forward_backward(xp, free))
     counts_gold = _expected_counts(xp, gold, _forward_backward(xp, gold))
     log_Z_gold = counts_gold[0]
@@ -106,24 +128,60 @@ def nll_and_grads(
     return (loss,) + grads
 
 
-def viterbi(
-    emissions, lengths, transitions, start, end, tags, xp, forbid_mask=None
-) -> List[numpy.ndarray]:
-    """Best valid BILUO path per sequence (int32 host arrays of its length),
-    via the constrained decoder of tags.py (which scores in float32).
-    `forbid_mask` (B, T) bool forces "O" where True, as in `viterbi_decode`.
+def viterbi(xp, chain: Chain, emissions, lengths, forbid_mask=None) -> List[numpy.ndarray]:
+    """Best valid BILUO path per sequence (int32 host arrays of its length):
+    the package's one Viterbi. `forbid_mask` (B, T) bool forces "O" where
+    True (e.g. the token already belongs to an entity). Every path is valid,
+    whatever the (finite) scores; NaN scores raise.
+
+    Unlike the sums above, this scores in float32 with -inf, not LOG_ZERO,
+    for forbidden moves: a max has no inf - inf, and a valid path of very
+    low (finite) emissions must still beat every forbidden one.
     """
+    tags = chain.tags
     _check_shapes(emissions, tags)
+    n_seqs, n_steps, n_tags = emissions.shape
     lengths_host = [int(n) for n in _to_host(lengths)]
-    return viterbi_decode(
-        [emissions[i, :n] for i, n in enumerate(lengths_host)],
-        tags,
-        None if forbid_mask is None else [forbid_mask[i, :n] for i, n in enumerate(lengths_host)],
-        xp=xp,
-        transitions=transitions,
-        start=start,
-        end=end,
-    )
+    if not n_seqs or not n_steps:
+        return [numpy.zeros((n,), dtype="i") for n in lengths_host]
+    lengths_arr = xp.asarray(lengths_host, dtype="i")
+    real = xp.arange(n_steps)[None, :] < lengths_arr[:, None]
+    emissions = xp.where(real[:, :, None], xp.asarray(emissions, dtype="f"), 0.0).astype("f")
+    if bool(xp.isnan(emissions).any()):
+        raise ValueError("Cannot decode NaN scores")
+    neg_inf = xp.asarray(-numpy.inf, dtype="f")
+
+    def constrained(allowed, scores):
+        return xp.where(xp.asarray(allowed), xp.asarray(scores, dtype="f"), neg_inf)
+
+    start = constrained(allowed_starts(tags), chain.start)
+    end = constrained(allowed_ends(tags), chain.end)
+    trans = constrained(allowed_transitions(tags), chain.transitions)
+    if forbid_mask is not None:
+        forbid = real & xp.asarray(forbid_mask, dtype=bool)
+        emissions[:, :, 1:] = xp.where(forbid[:, :, None], neg_inf, emissions[:, :, 1:])
+        # Every path takes "O" at a forced token, so its own score does not
+        # matter: keep it finite so that the forced token can't sink all paths.
+        emissions[:, :, 0] = xp.where(forbid, 0.0, emissions[:, :, 0])
+    # A padded step keeps delta unchanged and back-points to the same tag, so
+    # backtracking from the last step walks to each row's own last token.
+    identity = xp.arange(n_tags, dtype="i")
+    backpointers = xp.zeros((n_seqs, n_steps, n_tags), dtype="i")
+    delta = start[None, :] + emissions[:, 0]
+    for t in range(1, n_steps):
+        candidates = delta[:, :, None] + trans[None, :, :]
+        best_prev = candidates.argmax(axis=1).astype("i")
+        new_delta = candidates.max(axis=1) + emissions[:, t]
+        active = (lengths_arr > t)[:, None]
+        delta = xp.where(active, new_delta, delta)
+        backpointers[:, t] = xp.where(active, best_prev, identity[None, :])
+    path = xp.zeros((n_seqs, n_steps), dtype="i")
+    path[:, n_steps - 1] = (delta + end[None, :]).argmax(axis=1)
+    rows = xp.arange(n_seqs)
+    for t in range(n_steps - 1, 0, -1):
+        path[:, t - 1] = backpointers[rows, t, path[:, t]]
+    path = _to_host(path)
+    return [numpy.ascontiguousarray(path[i, :n], dtype="i") for i, n in enumerate(lengths_host)]
 
 
 def span_labels(tags: Sequence[str]) -> List[str]:
@@ -134,14 +192,11 @@ def span_labels(tags: Sequence[str]) -> List[str]:
 
 
 def span_log_marginals(
+    xp,
+    chain: Chain,
     emissions,
     lengths,
-    transitions,
-    start,
-    end,
-    tags,
     spans: Sequence[Sequence[SpanT]],
-    xp,
     allowed_mask=None,
     fb=None,
 ) -> List[numpy.ndarray]:
@@ -150,12 +205,12 @@ def span_log_marginals(
     U-label. Labels are strings or label indices (see `span_labels`).
     Impossible spans get LOG_ZERO.
     """
-    chain = _prepare(xp, emissions, lengths, transitions, start, end, tags, allowed_mask)
+    prep = _prepare(xp, chain, emissions, lengths, allowed_mask)
     if fb is None:
-        fb = _forward_backward(xp, chain)
-    idx = _label_tag_indices(tags)
-    label_to_id = {label: i for i, label in enumerate(span_labels(tags))}
-    lengths_host = _to_host(chain.lengths)
+        fb = _forward_backward(xp, prep)
+    idx = _label_tag_indices(chain.tags)
+    label_to_id = {label: i for i, label in enumerate(span_labels(chain.tags))}
+    lengths_host = _to_host(prep.lengths)
     if len(spans) != len(lengths_host):
         raise ValueError(f"Expected {len(lengths_host)} span lists, got {len(spans)}")
     flat = [
@@ -165,7 +220,7 @@ def span_log_marginals(
     ]
     counts = [len(seq_spans) for seq_spans in spans]
     if not flat:
-        return [numpy.zeros((0,), dtype=chain.emis.dtype) for _ in counts]
+        return [numpy.zeros((0,), dtype=prep.emis.dtype) for _ in counts]
     b_h, s_h, e_h, lab_h = (numpy.asarray(col, dtype="i") for col in zip(*flat))
     if ((s_h < 0) | (e_h <= s_h) | (e_h > lengths_host[b_h])).any():
         raise ValueError("Spans must have 0 <= start < end <= length of their sequence")
@@ -174,7 +229,7 @@ def span_log_marginals(
     b, s, e = xp.asarray(b_h), xp.asarray(s_h), xp.asarray(e_h)
     n = e - s
     tag_b, tag_i, tag_l, tag_u = (xp.asarray(row)[xp.asarray(lab_h)] for row in idx)
-    alpha, beta, emis, trans = fb.log_alpha, fb.log_beta, chain.emis, chain.trans
+    alpha, beta, emis, trans = fb.log_alpha, fb.log_beta, prep.emis, prep.trans
     # Walk each span from its B- tag: at offset k the tag is L- at the last
     # token, I- before; spans already past their end keep their score.
     acc = alpha[b, s, tag_b]
@@ -195,13 +250,10 @@ def span_log_marginals(
 
 
 def spans_above_threshold(
+    xp,
+    chain: Chain,
     emissions,
     lengths,
-    transitions,
-    start,
-    end,
-    tags,
-    xp,
     threshold: float,
     *,
     max_len: Optional[int] = None,
@@ -215,15 +267,15 @@ def spans_above_threshold(
     """
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    chain = _prepare(xp, emissions, lengths, transitions, start, end, tags, allowed_mask)
+    prep = _prepare(xp, chain, emissions, lengths, allowed_mask)
     if fb is None:
-        fb = _forward_backward(xp, chain)
-    n_seqs, n_steps, _ = chain.emis.shape
+        fb = _forward_backward(xp, prep)
+    n_seqs, n_steps, _ = prep.emis.shape
     max_len = n_steps if max_len is None else min(int(max_len), n_steps)
-    tag_b, tag_i, tag_l, tag_u = (xp.asarray(row) for row in _label_tag_indices(tags))
-    alpha, beta, emis, trans = fb.log_alpha, fb.log_beta, chain.emis, chain.trans
+    tag_b, tag_i, tag_l, tag_u = (xp.asarray(row) for row in _label_tag_indices(chain.tags))
+    alpha, beta, emis, trans = fb.log_alpha, fb.log_beta, prep.emis, prep.trans
     log_Z = fb.log_Z[:, None, None]
-    lengths_ = chain.lengths[:, None, None]
+    lengths_ = prep.lengths[:, None, None]
     positions = xp.arange(n_steps)[None, :, None]
     hits = []  # (row, start, end, label, prob) arrays, one tuple per span length
 
@@ -260,7 +312,7 @@ def spans_above_threshold(
 
 
 def gold_mask_from_biluo(
-    biluo: Sequence[Sequence[Optional[str]]], tags: Sequence[str], xp, n_steps: Optional[int] = None
+    xp, biluo: Sequence[Sequence[Optional[str]]], tags: Sequence[str], n_steps: Optional[int] = None
 ):
     """The (B, T, n_tags) bool `gold_mask` for `nll_and_grads` from BILUO tag
     strings per doc (e.g. `Example.get_aligned_ner()`): one-hot for known
@@ -284,7 +336,7 @@ def gold_mask_from_biluo(
 # Internals.
 
 
-class _Chain(NamedTuple):
+class _Prepared(NamedTuple):
     emis: "numpy.ndarray"  # (B, T, n_tags); LOG_ZERO where masked or padding
     lengths: "numpy.ndarray"  # (B,) int32 on xp
     trans: "numpy.ndarray"  # (n_tags, n_tags); LOG_ZERO where forbidden
@@ -299,8 +351,9 @@ def _check_shapes(emissions, tags):
         )
 
 
-def _prepare(xp, emissions, lengths, transitions, start, end, tags, allowed_mask) -> _Chain:
+def _prepare(xp, chain: Chain, emissions, lengths, allowed_mask) -> _Prepared:
     """Fold the BILUO constraints, `allowed_mask` and padding into the scores."""
+    tags = chain.tags
     _check_shapes(emissions, tags)
     n_seqs, n_steps, n_tags = emissions.shape
     dtype = emissions.dtype if emissions.dtype.kind == "f" else numpy.dtype("f")
@@ -317,12 +370,12 @@ def _prepare(xp, emissions, lengths, transitions, start, end, tags, allowed_mask
     def constrain(allowed, scores):
         return xp.where(xp.asarray(allowed), xp.asarray(scores, dtype=dtype), neg)
 
-    return _Chain(
+    return _Prepared(
         emis=xp.where(keep, emissions.astype(dtype, copy=False), neg),
         lengths=lengths,
-        trans=constrain(allowed_transitions(tags), transitions),
-        start=constrain(allowed_starts(tags), start),
-        end=constrain(allowed_ends(tags), end),
+        trans=constrain(allowed_transitions(tags), chain.transitions),
+        start=constrain(allowed_starts(tags), chain.start),
+        end=constrain(allowed_ends(tags), chain.end),
     )
 
 
@@ -331,44 +384,44 @@ def _logsumexp(xp, x, axis):
     return (top + xp.log(xp.exp(x - top).sum(axis=axis, keepdims=True))).squeeze(axis)
 
 
-def _forward(xp, chain: _Chain):
+def _forward(xp, prep: _Prepared):
     """log_alpha (B, T, n_tags) and log_Z (B,)."""
-    emis, lengths = chain.emis, chain.lengths
+    emis, lengths = prep.emis, prep.lengths
     n_seqs, n_steps, _ = emis.shape
     log_alpha = xp.full(emis.shape, LOG_ZERO, dtype=emis.dtype)
     if n_steps == 0:
         return log_alpha, xp.zeros((n_seqs,), dtype=emis.dtype)
     # Padding needs no special case: its emissions are LOG_ZERO, so padded
     # steps clamp to LOG_ZERO; log_Z reads each row's own last step.
-    log_alpha[:, 0] = xp.maximum(chain.start[None, :] + emis[:, 0], LOG_ZERO)
+    log_alpha[:, 0] = xp.maximum(prep.start[None, :] + emis[:, 0], LOG_ZERO)
     for t in range(1, n_steps):
-        scores = log_alpha[:, t - 1, :, None] + chain.trans[None, :, :]
+        scores = log_alpha[:, t - 1, :, None] + prep.trans[None, :, :]
         log_alpha[:, t] = xp.maximum(_logsumexp(xp, scores, 1) + emis[:, t], LOG_ZERO)
     last = log_alpha[xp.arange(n_seqs), xp.maximum(lengths - 1, 0)]
-    log_Z = xp.maximum(_logsumexp(xp, last + chain.end[None, :], 1), LOG_ZERO)
+    log_Z = xp.maximum(_logsumexp(xp, last + prep.end[None, :], 1), LOG_ZERO)
     return log_alpha, xp.where(lengths > 0, log_Z, 0.0).astype(emis.dtype)
 
 
-def _backward(xp, chain: _Chain):
+def _backward(xp, prep: _Prepared):
     """log_beta (B, T, n_tags): end score at each row's last token, LOG_ZERO
     on padding."""
-    emis = chain.emis
+    emis = prep.emis
     n_steps = emis.shape[1]
     log_beta = xp.full(emis.shape, LOG_ZERO, dtype=emis.dtype)
-    is_last = chain.lengths[:, None] - 1 == xp.arange(n_steps)[None, :]
+    is_last = prep.lengths[:, None] - 1 == xp.arange(n_steps)[None, :]
     for t in range(n_steps - 1, -1, -1):
         if t + 1 < n_steps:
             following = (emis[:, t + 1] + log_beta[:, t + 1])[:, None, :]
-            rest = xp.maximum(_logsumexp(xp, chain.trans[None] + following, 2), LOG_ZERO)
+            rest = xp.maximum(_logsumexp(xp, prep.trans[None] + following, 2), LOG_ZERO)
         else:
             rest = log_beta[:, t]
-        log_beta[:, t] = xp.where(is_last[:, t, None], chain.end[None, :], rest)
+        log_beta[:, t] = xp.where(is_last[:, t, None], prep.end[None, :], rest)
     return log_beta
 
 
-def _forward_backward(xp, chain: _Chain) -> ForwardBackward:
-    log_alpha, log_Z = _forward(xp, chain)
-    return ForwardBackward(log_alpha, _backward(xp, chain), log_Z)
+def _forward_backward(xp, prep: _Prepared) -> ForwardBackward:
+    log_alpha, log_Z = _forward(xp, prep)
+    return ForwardBackward(log_alpha, _backward(xp, prep), log_Z)
 
 
 def _normalise(xp, score, log_Z):
@@ -378,17 +431,17 @@ def _normalise(xp, score, log_Z):
     return xp.where(possible, xp.minimum(score - log_Z, 0.0), LOG_ZERO).astype(score.dtype)
 
 
-def _token_marginals(xp, chain: _Chain, fb: ForwardBackward):
+def _token_marginals(xp, prep: _Prepared, fb: ForwardBackward):
     log_p = _normalise(xp, fb.log_alpha + fb.log_beta, fb.log_Z[:, None, None])
     return xp.exp(log_p)
 
 
-def _expected_counts(xp, chain: _Chain, fb: ForwardBackward):
+def _expected_counts(xp, prep: _Prepared, fb: ForwardBackward):
     """log_Z and its gradients w.r.t. emissions, transitions, start and end:
     the expected emission, transition, start and end counts."""
-    emis, lengths = chain.emis, chain.lengths
+    emis, lengths = prep.emis, prep.lengths
     n_seqs, n_steps, n_tags = emis.shape
-    d_emis = _token_marginals(xp, chain, fb)
+    d_emis = _token_marginals(xp, prep, fb)
     d_trans = xp.zeros((n_tags, n_tags), dtype=emis.dtype)
     if n_steps == 0:
         zeros = xp.zeros((n_tags,), dtype=emis.dtype)
@@ -401,7 +454,7 @@ def _expected_counts(xp, chain: _Chain, fb: ForwardBackward):
         # padded steps have LOG_ZERO emissions and so contribute 0.
         score = (
             fb.log_alpha[:, t - 1, :, None]
-            + chain.trans[None, :, :]
+            + prep.trans[None, :, :]
             + (emis[:, t] + fb.log_beta[:, t])[:, None, :]
         )
         d_trans += xp.exp(_normalise(xp, score, log_Z)).sum(axis=0)

@@ -8,20 +8,20 @@ forward-backward gives each entity's marginal probability under the model.
 Docs are decoded in buckets of similar length (batching.py), padded into one
 array each.
 """
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy
 from spacy.tokens import Doc, Span
 from thinc.types import Floats2d
 
 from . import batching, crf
+from .crf import Chain
 from .tags import tags_to_spans
 
-# Padded tokens per length bucket (see batching.py): bounds the (B, T, n_tags)
-# arrays of a batch that holds one very long doc.
-MAX_PADDED_TOKENS = batching.MAX_PADDED_TOKENS
 # Longest alternative span considered by the recall mode (`threshold`).
 MAX_ALTERNATIVE_LEN = 16
+
+ForbidT = Optional[Sequence[Optional[numpy.ndarray]]]
 
 
 class DocDecoding(NamedTuple):
@@ -30,15 +30,35 @@ class DocDecoding(NamedTuple):
     alternatives: List[Tuple[int, int, int, float]]  # (start, end, label index, prob)
 
 
+class _Bucket(NamedTuple):
+    items: List[int]  # indices into the inputs, longest first
+    emissions: Floats2d  # (B, T, n_tags), zero on padding
+    lengths: Floats2d  # (B,) int32 on xp
+    forbid: numpy.ndarray  # (B, T) bool, host
+
+
+def best_paths(
+    xp, chain: Chain, emissions_list: Sequence[Floats2d], forbid_list: ForbidT = None
+) -> List[numpy.ndarray]:
+    """The best valid tag path (int32 tag indices, host memory) of every
+    item of a list of (n_tokens, n_tags) scores, in length buckets.
+
+    forbid_list: per item None or a bool array (n_tokens,): True forces "O".
+    """
+    paths = [numpy.zeros((int(e.shape[0]),), dtype="i") for e in emissions_list]
+    for bucket in _buckets(xp, chain, emissions_list, forbid_list):
+        found = crf.viterbi(xp, chain, bucket.emissions, bucket.lengths, xp.asarray(bucket.forbid))
+        for i, path in zip(bucket.items, found):
+            paths[i] = path
+    return paths
+
+
 def decode(
     xp,
+    chain: Chain,
     docs: Sequence[Doc],
     emissions_list: Sequence[Floats2d],
-    tags: Sequence[str],
-    transitions,
-    start,
-    end,
-    forbid_list: Optional[Sequence[Optional[numpy.ndarray]]] = None,
+    forbid_list: ForbidT = None,
     *,
     with_probs: bool = True,
     threshold: Optional[float] = None,
@@ -47,42 +67,33 @@ def decode(
     and (if `threshold`) the other spans whose marginal is >= threshold.
 
     emissions_list: per doc an (n_tokens, n_tags) array of scores.
+    forbid_list: per doc None or a bool array (n_tokens,): True forces "O".
     RETURNS: per doc its entities as spaCy spans (from `biluo_tags_to_spans`),
         their probabilities (empty unless `with_probs`) and the alternatives.
-    forbid_list: per doc None or a bool array (n_tokens,): True forces "O".
     """
+    tags = chain.tags
     n_tags = len(tags)
-    lengths = [int(e.shape[0]) for e in emissions_list]
     empty = numpy.zeros((0,), dtype="f")
-    results: List[DocDecoding] = [DocDecoding([], empty, []) for _ in lengths]
+    results = [DocDecoding([], empty, []) for _ in emissions_list]
     label_ids = {label: i for i, label in enumerate(crf.span_labels(tags))}
-    for chunk in batching.length_buckets(lengths, max_padded=MAX_PADDED_TOKENS):
-        T = lengths[chunk[0]]
-        emissions = xp.zeros((len(chunk), T, n_tags), dtype="f")
-        forbid = numpy.zeros((len(chunk), T), dtype=bool)
-        for row, i in enumerate(chunk):
-            emissions[row, : lengths[i]] = emissions_list[i]
-            if forbid_list is not None and forbid_list[i] is not None:
-                forbid[row, : lengths[i]] = forbid_list[i]
-        chunk_lengths = xp.asarray([lengths[i] for i in chunk], dtype="i")
-        args = (emissions, chunk_lengths, transitions, start, end, tags, xp)
+    for bucket in _buckets(xp, chain, emissions_list, forbid_list):
+        items, forbid = bucket.items, bucket.forbid
+        args = (xp, chain, bucket.emissions, bucket.lengths)
         paths = crf.viterbi(*args, forbid_mask=xp.asarray(forbid))
         ents = [
             tags_to_spans(docs[i], [tags[t] for t in path.tolist()])
-            for i, path in zip(chunk, paths)
+            for i, path in zip(items, paths)
         ]
         spans = [[(e.start, e.end, label_ids[e.label_]) for e in doc_ents] for doc_ents in ents]
         if with_probs or threshold is not None:
             allowed = None
             if forbid.any():
-                allowed_np = numpy.ones((len(chunk), T, n_tags), dtype=bool)
+                allowed_np = numpy.ones(forbid.shape + (n_tags,), dtype=bool)
                 allowed_np[:, :, 1:] &= ~forbid[:, :, None]
                 allowed = xp.asarray(allowed_np)
             fb = crf.forward_backward(*args, allowed_mask=allowed)
-            log_probs = crf.span_log_marginals(
-                *args[:6], spans, xp, allowed_mask=allowed, fb=fb
-            )
-            alternatives: List[List[Tuple[int, int, int, float]]] = [[] for _ in chunk]
+            log_probs = crf.span_log_marginals(*args, spans, allowed_mask=allowed, fb=fb)
+            alternatives: List[List[Tuple[int, int, int, float]]] = [[] for _ in items]
             if threshold is not None:
                 found = crf.spans_above_threshold(
                     *args, threshold, max_len=MAX_ALTERNATIVE_LEN, allowed_mask=allowed, fb=fb
@@ -90,7 +101,7 @@ def decode(
                 for row, hits in enumerate(found):
                     on_path = set(spans[row])
                     alternatives[row] = [h for h in hits if h[:3] not in on_path]
-        for row, i in enumerate(chunk):
+        for row, i in enumerate(items):
             if with_probs or threshold is not None:
                 probs = numpy.exp(log_probs[row]).astype("f")
                 results[i] = DocDecoding(ents[row], probs, alternatives[row])
@@ -98,3 +109,27 @@ def decode(
                 results[i] = DocDecoding(ents[row], empty, [])
     return results
 
+
+def _buckets(
+    xp, chain: Chain, emissions_list: Sequence[Floats2d], forbid_list: ForbidT
+) -> Iterator[_Bucket]:
+    """The non-empty items, padded into length buckets (see batching.py):
+    bounds the (B, T, n_tags) arrays of a batch that holds one very long doc."""
+    n_tags = len(chain.tags)
+    for emissions in emissions_list:
+        if emissions.ndim != 2 or emissions.shape[1] != n_tags:
+            raise ValueError(
+                f"Expected scores of shape (n_tokens, {n_tags}), got {emissions.shape}"
+            )
+    lengths = [int(e.shape[0]) for e in emissions_list]
+    # Read at call time, so that a test can shrink it.
+    max_padded = batching.MAX_PADDED_TOKENS
+    for items in batching.length_buckets(lengths, max_padded=max_padded):
+        n_steps = lengths[items[0]]
+        emissions = xp.zeros((len(items), n_steps, n_tags), dtype="f")
+        forbid = numpy.zeros((len(items), n_steps), dtype=bool)
+        for row, i in enumerate(items):
+            emissions[row, : lengths[i]] = emissions_list[i]
+            if forbid_list is not None and forbid_list[i] is not None:
+                forbid[row, : lengths[i]] = forbid_list[i]
+        yield _Bucket(items, emissions, xp.asarray([lengths[i] for i in items], dtype="i"), forbid)

@@ -5,17 +5,18 @@ CRF tagger.
 Both kinds feed the same constrained chain (crf.py): a CRF tagger with its
 own emission and transition scores, a softmax tagger with log-probabilities
 and zero transitions. The loss object therefore also says what the chain is
-(`emissions`, `transition_scores`), so that nothing else needs to ask which
+(`emissions`, `chain`), so that nothing else needs to ask which
 kind of tagger it has. As thinc's loss classes, `get_loss(scores, truths)`
 returns `(d_scores, loss)`.
 """
 from typing import List, Optional, Sequence, Tuple
 
 from thinc.api import Model, SequenceCategoricalCrossentropy
-from thinc.types import Floats1d, Floats2d
+from thinc.types import Floats2d
 
 from . import crf
 from .batching import length_buckets
+from .crf import Chain
 
 # Probabilities are clipped to this before the log, so that a softmax that
 # underflows to 0 gives a very low but finite score.
@@ -24,7 +25,6 @@ CRF_PARAMS = ("transitions", "start", "end")
 
 # Gold BILUO tags per doc, None where missing.
 TruthsT = Sequence[Sequence[Optional[str]]]
-ChainParamsT = Tuple[Floats2d, Floats1d, Floats1d]
 
 
 class TagLoss:
@@ -38,11 +38,10 @@ class TagLoss:
         """Per-token chain scores from the model's scores."""
         raise NotImplementedError
 
-    def transition_scores(self) -> ChainParamsT:
-        """(transitions, start, end) of the chain."""
-        ops = self.model.ops
-        n_tags = len(self.tags)
-        return ops.alloc2f(n_tags, n_tags), ops.alloc1f(n_tags), ops.alloc1f(n_tags)
+    def chain(self) -> Chain:
+        """The chain over the tags: constraints only, unless a CRF has
+        learned transition scores."""
+        return Chain.zeros(self.model.ops.xp, self.tags)
 
     def get_loss(
         self, scores: List[Floats2d], truths: TruthsT, *, is_train: bool = False
@@ -90,9 +89,9 @@ class CRFTagLoss(TagLoss):
     def emissions(self, scores: List[Floats2d]) -> List[Floats2d]:
         return scores
 
-    def transition_scores(self) -> ChainParamsT:
+    def chain(self) -> Chain:
         layer = self.model.get_ref("crf")
-        return tuple(layer.get_param(name) for name in CRF_PARAMS)  # type: ignore[return-value]
+        return Chain(self.tags, *(layer.get_param(name) for name in CRF_PARAMS))
 
     def get_loss(
         self, scores: List[Floats2d], truths: TruthsT, *, is_train: bool = False
@@ -100,10 +99,10 @@ class CRFTagLoss(TagLoss):
         # Padded in length buckets (see batching.py).
         xp = self.model.ops.xp
         n_tags = len(self.tags)
-        chain_params = self.transition_scores()
+        chain = self.chain()
         lengths = [int(s.shape[0]) for s in scores]
         d_scores = [self.model.ops.alloc2f(n, n_tags) for n in lengths]
-        d_params = [xp.zeros_like(p) for p in chain_params]
+        d_params = [xp.zeros_like(p) for p in chain[1:]]
         loss = 0.0
         for bucket in length_buckets(lengths):
             n_steps = lengths[bucket[0]]
@@ -111,11 +110,11 @@ class CRFTagLoss(TagLoss):
             for row, i in enumerate(bucket):
                 emissions[row, : lengths[i]] = scores[i]
             gold = crf.gold_mask_from_biluo(
-                [truths[i] for i in bucket], self.tags, xp, n_steps=n_steps
+                xp, [truths[i] for i in bucket], self.tags, n_steps=n_steps
             )
             bucket_lengths = xp.asarray([lengths[i] for i in bucket], dtype="i")
             seq_losses, d_emissions, *bucket_d_params = crf.nll_and_grads(
-                emissions, bucket_lengths, *chain_params, self.tags, gold, xp
+                xp, chain, emissions, bucket_lengths, gold
             )
             loss += float(seq_losses.sum())
             for row, i in enumerate(bucket):
@@ -136,7 +135,7 @@ class CRFTagLoss(TagLoss):
             tutor_crf = tutor.get_ref("crf")
             d_params = [
                 mine - tutor_crf.get_param(name)
-                for mine, name in zip(self.transition_scores(), CRF_PARAMS)
+                for mine, name in zip(self.chain()[1:], CRF_PARAMS)
             ]
             loss += sum(float((d**2).sum()) for d in d_params)
             if is_train:

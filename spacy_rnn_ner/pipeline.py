@@ -269,32 +269,29 @@ class RNNEntityRecognizer(TrainablePipe):
         forbid = None if self.overwrite_ents else [_preset_tokens(doc) for doc in docs]
         loss = self.loss
         emissions = loss.emissions(scores)
-        chain_params = loss.transition_scores()
+        chain = loss.chain()
         active = self._trained_tag_indices()
         if len(active) < len(tags):
             # Decode over the trained tags only: the masked ones have
             # probability 0 anyway, and leaving them out keeps the sums of the
             # chain, and so the scores, exactly as before `add_label`.
-            tags = [tags[i] for i in active]
             emissions = [e[:, active] for e in emissions]
-            trans, start, end = chain_params
-            chain_params = (trans[active][:, active], start[active], end[active])
+            chain = chain.select(active)
         if self.temperature != 1.0:
             # Scaling every score alike keeps the best path; it only
             # sharpens or flattens the probabilities.
             emissions = [e / self.temperature for e in emissions]
-            chain_params = tuple(p / self.temperature for p in chain_params)
+            chain = chain.with_temperature(self.temperature)
         decoded = decode(
             xp,
+            chain,
             docs,
             emissions,
-            tags,
-            *chain_params,
             forbid,
             with_probs=self.spans_key is not None,
             threshold=self.threshold,
         )
-        labels = span_labels(tags)
+        labels = span_labels(chain.tags)
         for doc, result in zip(docs, decoded):
             if self.overwrite_ents:
                 doc.set_ents(result.spans, default="outside")

@@ -1,5 +1,5 @@
 """The BILUO tag inventory of the component, its transition constraints, and
-constrained Viterbi decoding of per-token tag scores into entity spans.
+what a missing gold tag is. Decoding is in crf.py (Viterbi) and decode.py.
 
 Tag order is fixed: "O", then "B-X", "I-X", "L-X", "U-X" for each entity label
 X in sorted order. Column j of the model's output always means `tags[j]`, so
@@ -10,10 +10,6 @@ from typing import Iterable, List, Optional, Sequence, Tuple
 import numpy
 from spacy.tokens import Doc, Span
 from spacy.training import biluo_tags_to_spans
-from thinc.types import Floats2d
-from thinc.util import get_array_module
-
-from . import batching
 
 OUT = "O"
 PREFIXES = ("B", "I", "L", "U")
@@ -104,120 +100,6 @@ def is_valid_sequence(tag_seq: Sequence[str]) -> bool:
         and allowed_ends(tags)[ids[-1]]
         and all(trans[a, b] for a, b in zip(ids, ids[1:]))
     )
-
-
-# Docs are decoded in length buckets (see batching.py), so that one long doc
-# in a big batch doesn't make the whole (n_docs, max_len, n_tags) backpointer
-# array huge. The budget is the package's one value, named here so that a
-# test can shrink it for this module.
-MAX_PADDED_TOKENS = batching.MAX_PADDED_TOKENS
-
-
-def viterbi_decode(
-    scores_list: Sequence[Floats2d],
-    tags: Sequence[str],
-    forbid_mask_list: Optional[Sequence[Optional[numpy.ndarray]]] = None,
-    *,
-    xp=None,
-    transitions=None,
-    start=None,
-    end=None,
-) -> List[numpy.ndarray]:
-    """Find, per doc, the valid BILUO tag sequence with the highest total
-    score. Docs are padded and decoded together: the loop runs over time only.
-
-    scores_list (Sequence[Floats2d]): Per doc an (n_tokens, n_tags) array of
-        log-scores (e.g. log-probabilities). Must be free of NaN.
-    tags (Sequence[str]): The tag of each column, e.g. from `make_tags`.
-    forbid_mask_list (Optional[Sequence]): Per doc None or a boolean array of
-        shape (n_tokens,); True forces the token to "O" (e.g. it already
-        belongs to an entity).
-    xp: numpy or cupy; inferred from the scores if None.
-    transitions, start, end: Optional learned scores (n_tags, n_tags),
-        (n_tags,), (n_tags,) of a CRF, added to the path score; zeros if None.
-    RETURNS (List[numpy.ndarray]): Per doc the best tag indices (int32, host
-        memory). Every sequence is valid, whatever the (finite) scores.
-    """
-    n_tags = len(tags)
-    if xp is None:
-        xp = get_array_module(scores_list[0]) if len(scores_list) else numpy
-    for scores in scores_list:
-        if scores.ndim != 2 or scores.shape[1] != n_tags:
-            raise ValueError(
-                f"Expected scores of shape (n_tokens, {n_tags}), got {scores.shape}"
-            )
-    if forbid_mask_list is None:
-        forbid_mask_list = [None] * len(scores_list)
-    # Forbidden starts and transitions get -inf; "O" is always allowed.
-    neg_inf = xp.asarray(-numpy.inf, dtype="f")
-
-    def constrained(allowed, scores):
-        scores = xp.zeros(allowed.shape, dtype="f") if scores is None else scores
-        return xp.where(xp.asarray(allowed), xp.asarray(scores, dtype="f"), neg_inf)
-
-    start = constrained(allowed_starts(tags), start)
-    end = constrained(allowed_ends(tags), end)
-    trans = constrained(allowed_transitions(tags), transitions)
-    lengths = [int(scores.shape[0]) for scores in scores_list]
-    paths: List[numpy.ndarray] = [numpy.zeros((n,), dtype="i") for n in lengths]
-    for chunk in batching.length_buckets(lengths, max_padded=MAX_PADDED_TOKENS):
-        chunk_paths = _viterbi_padded(
-            xp,
-            [scores_list[i] for i in chunk],
-            [forbid_mask_list[i] for i in chunk],
-            start,
-            end,
-            trans,
-        )
-        for i, path in zip(chunk, chunk_paths):
-            paths[i] = path
-    return paths
-
-
-def _viterbi_padded(xp, scores_list, forbid_mask_list, start, end, trans):
-    """Viterbi over non-empty docs padded into one (B, T, n_tags) array, with
-    -inf log-scores for forbidden starts, ends and transitions.
-    """
-    n_docs = len(scores_list)
-    n_tags = trans.shape[0]
-    lengths = [int(scores.shape[0]) for scores in scores_list]
-    max_len = max(lengths)
-    neg_inf = xp.asarray(-numpy.inf, dtype="f")
-    emissions = xp.zeros((n_docs, max_len, n_tags), dtype="f")
-    forbid = xp.zeros((n_docs, max_len), dtype=bool)
-    for i, (scores, mask) in enumerate(zip(scores_list, forbid_mask_list)):
-        emissions[i, : lengths[i]] = xp.asarray(scores, dtype="f")
-        if mask is not None:
-            forbid[i, : lengths[i]] = xp.asarray(mask, dtype=bool)
-    if bool(xp.isnan(emissions).any()):
-        raise ValueError("Cannot decode NaN scores")
-    emissions[:, :, 1:] = xp.where(forbid[:, :, None], neg_inf, emissions[:, :, 1:])
-    # Every path takes "O" at a forced token, so its own score does not
-    # matter: keep it finite so that the forced token can't sink all paths.
-    emissions[:, :, 0] = xp.where(forbid, 0.0, emissions[:, :, 0])
-    lengths_arr = xp.asarray(lengths, dtype="i")
-    # A padded step keeps delta unchanged and back-points to the same tag, so
-    # backtracking from the last step walks to each doc's own last token.
-    identity = xp.arange(n_tags, dtype="i")
-    backpointers = xp.zeros((n_docs, max_len, n_tags), dtype="i")
-    delta = start[None, :] + emissions[:, 0]
-    for t in range(1, max_len):
-        candidates = delta[:, :, None] + trans[None, :, :]
-        best_prev = candidates.argmax(axis=1).astype("i")
-        new_delta = candidates.max(axis=1) + emissions[:, t]
-        active = (lengths_arr > t)[:, None]
-        delta = xp.where(active, new_delta, delta)
-        backpointers[:, t] = xp.where(active, best_prev, identity[None, :])
-    path = xp.zeros((n_docs, max_len), dtype="i")
-    path[:, max_len - 1] = (delta + end[None, :]).argmax(axis=1)
-    rows = xp.arange(n_docs)
-    for t in range(max_len - 1, 0, -1):
-        path[:, t - 1] = backpointers[rows, t, path[:, t]]
-    if hasattr(path, "get"):
-        path = path.get()
-    return [
-        numpy.ascontiguousarray(path[i, :n], dtype="i") for i, n in enumerate(lengths)
-    ]
 
 
 def tags_to_spans(doc: Doc, tag_seq: Sequence[str]) -> List[Span]:

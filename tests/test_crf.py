@@ -8,6 +8,7 @@ import pytest
 
 from spacy_rnn_ner.crf import (
     LOG_ZERO,
+    Chain,
     forward_backward,
     gold_mask_from_biluo,
     log_partition,
@@ -18,7 +19,8 @@ from spacy_rnn_ner.crf import (
     spans_above_threshold,
     viterbi,
 )
-from spacy_rnn_ner.tags import make_tags, viterbi_decode
+from spacy_rnn_ner.decode import best_paths
+from spacy_rnn_ner.tags import make_tags
 
 from .util import numeric_grad, reference_is_valid
 
@@ -115,7 +117,7 @@ def random_partial_mask(seed, emis, lengths, missing=0.5):
         paths = valid_paths(int(n))
         path = paths[rng.integers(len(paths))]
         biluo.append([None if rng.random() < missing else TAGS[i] for i in path])
-    return gold_mask_from_biluo(biluo, TAGS, xp, n_steps=emis.shape[1]), biluo
+    return gold_mask_from_biluo(xp, biluo, TAGS, n_steps=emis.shape[1]), biluo
 
 
 LENGTHS = [4, 1, 3, 0, 2, 4]
@@ -130,9 +132,9 @@ def test_partition_and_marginals_match_brute_force(seed, masked):
         rng = numpy.random.default_rng(seed + 100)
         mask = rng.random(emis.shape) < 0.7
         mask[:, :, 0] = True  # keep "all O" possible, so every row is feasible
-    fb = forward_backward(emis, lengths, trans, start, end, TAGS, xp, allowed_mask=mask)
-    log_Z = log_partition(emis, lengths, trans, start, end, TAGS, xp, allowed_mask=mask)
-    marg = marginals(emis, lengths, trans, start, end, TAGS, xp, allowed_mask=mask)
+    fb = forward_backward(xp, Chain(TAGS, trans, start, end), emis, lengths, allowed_mask=mask)
+    log_Z = log_partition(xp, Chain(TAGS, trans, start, end), emis, lengths, allowed_mask=mask)
+    marg = marginals(xp, Chain(TAGS, trans, start, end), emis, lengths, allowed_mask=mask)
     numpy.testing.assert_allclose(fb.log_Z, log_Z)
     for b, n in enumerate(LENGTHS):
         paths, probs, ref_log_Z = brute(emis[b, :n], trans, start, end, None if mask is None else mask[b, :n])
@@ -151,7 +153,7 @@ def test_partition_and_marginals_match_brute_force(seed, masked):
 def test_span_marginals_match_brute_force(seed):
     emis, lengths, trans, start, end = random_crf(seed, LENGTHS)
     spans = [all_spans(n) for n in LENGTHS]
-    log_p = span_log_marginals(emis, lengths, trans, start, end, TAGS, spans, xp)
+    log_p = span_log_marginals(xp, Chain(TAGS, trans, start, end), emis, lengths, spans)
     for b, n in enumerate(LENGTHS):
         paths, probs, _ = brute(emis[b, :n], trans, start, end)
         ref = [brute_span_prob(paths, probs, *span) for span in spans[b]]
@@ -159,7 +161,7 @@ def test_span_marginals_match_brute_force(seed):
         numpy.testing.assert_allclose(numpy.exp(log_p[b]), ref, atol=1e-10)
     # Labels can be given by name too.
     named = [[(s, e, LABELS[label]) for s, e, label in row] for row in spans]
-    by_name = span_log_marginals(emis, lengths, trans, start, end, TAGS, named, xp)
+    by_name = span_log_marginals(xp, Chain(TAGS, trans, start, end), emis, lengths, named)
     for a, b in zip(log_p, by_name):
         numpy.testing.assert_array_equal(a, b)
     assert span_labels(TAGS) == LABELS
@@ -171,7 +173,7 @@ def test_span_marginals_respect_allowed_mask():
     mask[0, 2] = False
     mask[0, 2, TAGS.index("I-A")] = True  # token 2 of row 0 must be I-A
     spans = [all_spans(4), all_spans(3)]
-    log_p = span_log_marginals(emis, lengths, trans, start, end, TAGS, spans, xp, allowed_mask=mask)
+    log_p = span_log_marginals(xp, Chain(TAGS, trans, start, end), emis, lengths, spans, allowed_mask=mask)
     for b, n in enumerate([4, 3]):
         paths, probs, _ = brute(emis[b, :n], trans, start, end, mask[b, :n])
         ref = [brute_span_prob(paths, probs, *span) for span in spans[b]]
@@ -186,7 +188,12 @@ def test_spans_above_threshold_match_brute_force(seed, threshold, max_len):
     # Low emission scale so that many spans have sizeable probabilities.
     emis, lengths, trans, start, end = random_crf(seed, LENGTHS, scale=0.7)
     found = spans_above_threshold(
-        emis, lengths, trans, start, end, TAGS, xp, threshold, max_len=max_len
+        xp,
+        Chain(TAGS, trans, start, end),
+        emis,
+        lengths,
+        threshold,
+        max_len=max_len,
     )
     assert len(found) == len(LENGTHS)
     for b, n in enumerate(LENGTHS):
@@ -208,7 +215,7 @@ def test_spans_above_threshold_can_overlap_below_one_half():
     emis[0, :, 0] = -20.0  # almost surely no "O": overlapping readings compete
     lengths = numpy.asarray([3], dtype="i")
     zeros = [numpy.zeros((N_TAGS, N_TAGS)), numpy.zeros(N_TAGS), numpy.zeros(N_TAGS)]
-    found = spans_above_threshold(emis, lengths, *zeros, TAGS, xp, 0.01)[0]
+    found = spans_above_threshold(xp, Chain(TAGS, *zeros), emis, lengths, 0.01)[0]
     starts = {(s, e) for s, e, _, _ in found}
     assert (0, 2) in starts and (1, 3) in starts
 
@@ -218,7 +225,7 @@ def test_viterbi_is_best_valid_path(seed):
     emis, lengths, trans, start, end = random_crf(seed, LENGTHS)
     forbid = numpy.random.default_rng(seed).random(emis.shape[:2]) < 0.3
     for mask in (None, forbid):
-        paths = viterbi(emis, lengths, trans, start, end, TAGS, xp, forbid_mask=mask)
+        paths = viterbi(xp, Chain(TAGS, trans, start, end), emis, lengths, forbid_mask=mask)
         for b, n in enumerate(LENGTHS):
             candidates = valid_paths(n)
             if mask is not None:
@@ -229,12 +236,12 @@ def test_viterbi_is_best_valid_path(seed):
             numpy.testing.assert_array_equal(paths[b], candidates[scores.argmax()])
 
 
-def test_viterbi_agrees_with_tags_decoder_without_transition_scores():
+def test_viterbi_padded_agrees_with_bucketed_lists():
     lengths = [7, 0, 12, 1, 5]
     emis, lengths_arr, _, _, _ = random_crf(5, lengths)
     zeros = [numpy.zeros((N_TAGS, N_TAGS)), numpy.zeros(N_TAGS), numpy.zeros(N_TAGS)]
-    ours = viterbi(emis, lengths_arr, *zeros, TAGS, xp)
-    theirs = viterbi_decode([emis[b, :n] for b, n in enumerate(lengths)], TAGS)
+    ours = viterbi(xp, Chain(TAGS, *zeros), emis, lengths_arr)
+    theirs = best_paths(xp, Chain.zeros(xp, TAGS), [emis[b, :n] for b, n in enumerate(lengths)])
     for a, b in zip(ours, theirs):
         numpy.testing.assert_array_equal(a, b)
 
@@ -245,7 +252,11 @@ def test_nll_full_and_partial_gold_match_brute_force(seed):
     for missing in (0.0, 0.5):
         gold_mask, biluo = random_partial_mask(seed, emis, LENGTHS, missing)
         loss, d_emis, d_trans, d_start, d_end = nll_and_grads(
-            emis, lengths, trans, start, end, TAGS, gold_mask, xp
+            xp,
+            Chain(TAGS, trans, start, end),
+            emis,
+            lengths,
+            gold_mask,
         )
         assert loss.shape == (len(LENGTHS),)
         for b, n in enumerate(LENGTHS):
@@ -265,10 +276,14 @@ def test_nll_gradients_match_finite_differences():
     gold_mask, _ = random_partial_mask(7, emis, [4, 1, 0, 3, 2], missing=0.4)
 
     def total():
-        return float(nll_and_grads(emis, lengths, trans, start, end, TAGS, gold_mask, xp)[0].sum())
+        return float(nll_and_grads(xp, Chain(TAGS, trans, start, end), emis, lengths, gold_mask)[0].sum())
 
     _, d_emis, d_trans, d_start, d_end = nll_and_grads(
-        emis, lengths, trans, start, end, TAGS, gold_mask, xp
+        xp,
+        Chain(TAGS, trans, start, end),
+        emis,
+        lengths,
+        gold_mask,
     )
     for analytic, array in [(d_emis, emis), (d_trans, trans), (d_start, start), (d_end, end)]:
         numeric = numeric_grad(total, array, 1e-6)
@@ -283,29 +298,29 @@ def test_batched_equals_one_by_one():
     emis, lengths_arr, trans, start, end = random_crf(11, lengths, scale=0.7)
     gold_mask, _ = random_partial_mask(11, emis, lengths)
     spans = [all_spans(n) for n in lengths]
-    args = (trans, start, end, TAGS)
-    log_Z = log_partition(emis, lengths_arr, *args, xp)
-    marg = marginals(emis, lengths_arr, *args, xp)
-    loss, d_emis, d_trans, d_start, d_end = nll_and_grads(emis, lengths_arr, *args, gold_mask, xp)
-    paths = viterbi(emis, lengths_arr, *args, xp)
-    span_p = span_log_marginals(emis, lengths_arr, *args, spans, xp)
-    found = spans_above_threshold(emis, lengths_arr, *args, xp, 0.05)
+    chain = Chain(TAGS, trans, start, end)
+    log_Z = log_partition(xp, chain, emis, lengths_arr)
+    marg = marginals(xp, chain, emis, lengths_arr)
+    loss, d_emis, d_trans, d_start, d_end = nll_and_grads(xp, chain, emis, lengths_arr, gold_mask)
+    paths = viterbi(xp, chain, emis, lengths_arr)
+    span_p = span_log_marginals(xp, chain, emis, lengths_arr, spans)
+    found = spans_above_threshold(xp, chain, emis, lengths_arr, 0.05)
     sums = [numpy.zeros_like(trans), numpy.zeros_like(start), numpy.zeros_like(end)]
     for b, n in enumerate(lengths):
         one = emis[b : b + 1, :n]
         n_arr = numpy.asarray([n])
-        assert log_partition(one, n_arr, *args, xp)[0] == pytest.approx(log_Z[b], abs=1e-12)
-        numpy.testing.assert_allclose(marginals(one, n_arr, *args, xp)[0], marg[b, :n], atol=1e-12)
-        single = nll_and_grads(one, n_arr, *args, gold_mask[b : b + 1, :n], xp)
+        assert log_partition(xp, chain, one, n_arr)[0] == pytest.approx(log_Z[b], abs=1e-12)
+        numpy.testing.assert_allclose(marginals(xp, chain, one, n_arr)[0], marg[b, :n], atol=1e-12)
+        single = nll_and_grads(xp, chain, one, n_arr, gold_mask[b : b + 1, :n])
         assert single[0][0] == pytest.approx(loss[b], abs=1e-12)
         numpy.testing.assert_allclose(single[1][0], d_emis[b, :n], atol=1e-12)
         for total, part in zip(sums, single[2:]):
             total += part
-        numpy.testing.assert_array_equal(viterbi(one, n_arr, *args, xp)[0], paths[b])
+        numpy.testing.assert_array_equal(viterbi(xp, chain, one, n_arr)[0], paths[b])
         numpy.testing.assert_allclose(
-            span_log_marginals(one, n_arr, *args, [spans[b]], xp)[0], span_p[b], atol=1e-12
+            span_log_marginals(xp, chain, one, n_arr, [spans[b]])[0], span_p[b], atol=1e-12
         )
-        single_found = spans_above_threshold(one, n_arr, *args, xp, 0.05)[0]
+        single_found = spans_above_threshold(xp, chain, one, n_arr, 0.05)[0]
         assert [h[:3] for h in single_found] == [h[:3] for h in found[b]]
         assert not marg[b, n:].any()
     for total, batched in zip(sums, (d_trans, d_start, d_end)):
@@ -318,16 +333,16 @@ def test_empty_sequences(shape):
     emis, _, trans, start, end = random_crf(0, [], n_steps=n_steps)
     emis = numpy.zeros((n_seqs, n_steps, N_TAGS))
     lengths = numpy.zeros((n_seqs,), dtype="i")
-    args = (trans, start, end, TAGS)
-    assert (log_partition(emis, lengths, *args, xp) == 0).all()
-    assert not marginals(emis, lengths, *args, xp).any()
+    chain = Chain(TAGS, trans, start, end)
+    assert (log_partition(xp, chain, emis, lengths) == 0).all()
+    assert not marginals(xp, chain, emis, lengths).any()
     gold = numpy.ones(emis.shape, dtype=bool)
-    loss, d_emis, d_trans, d_start, d_end = nll_and_grads(emis, lengths, *args, gold, xp)
+    loss, d_emis, d_trans, d_start, d_end = nll_and_grads(xp, chain, emis, lengths, gold)
     assert loss.shape == (n_seqs,) and not loss.any() and not d_emis.any()
     assert not d_trans.any() and not d_start.any() and not d_end.any()
-    assert [len(p) for p in viterbi(emis, lengths, *args, xp)] == [0] * n_seqs
-    assert spans_above_threshold(emis, lengths, *args, xp, 0.5) == [[]] * n_seqs
-    assert [len(p) for p in span_log_marginals(emis, lengths, *args, [[]] * n_seqs, xp)] == [0] * n_seqs
+    assert [len(p) for p in viterbi(xp, chain, emis, lengths)] == [0] * n_seqs
+    assert spans_above_threshold(xp, chain, emis, lengths, 0.5) == [[]] * n_seqs
+    assert [len(p) for p in span_log_marginals(xp, chain, emis, lengths, [[]] * n_seqs)] == [0] * n_seqs
 
 
 def test_large_emissions_are_stable():
@@ -335,11 +350,11 @@ def test_large_emissions_are_stable():
     trans *= 1e3
     gold_mask, _ = random_partial_mask(4, emis, LENGTHS)
     with numpy.errstate(over="raise", invalid="raise", divide="raise"):
-        log_Z = log_partition(emis, lengths, trans, start, end, TAGS, xp)
-        marg = marginals(emis, lengths, trans, start, end, TAGS, xp)
-        out = nll_and_grads(emis, lengths, trans, start, end, TAGS, gold_mask, xp)
-        span_p = span_log_marginals(emis, lengths, trans, start, end, TAGS, [all_spans(n) for n in LENGTHS], xp)
-        spans_above_threshold(emis, lengths, trans, start, end, TAGS, xp, 0.5)
+        log_Z = log_partition(xp, Chain(TAGS, trans, start, end), emis, lengths)
+        marg = marginals(xp, Chain(TAGS, trans, start, end), emis, lengths)
+        out = nll_and_grads(xp, Chain(TAGS, trans, start, end), emis, lengths, gold_mask)
+        span_p = span_log_marginals(xp, Chain(TAGS, trans, start, end), emis, lengths, [all_spans(n) for n in LENGTHS])
+        spans_above_threshold(xp, Chain(TAGS, trans, start, end), emis, lengths, 0.5)
     for array in (log_Z, marg, *out, *span_p):
         assert numpy.isfinite(array).all()
     numpy.testing.assert_allclose(marg.sum(axis=2), numpy.arange(4)[None, :] < lengths[:, None], atol=1e-9)
@@ -352,20 +367,20 @@ def test_float32_input():
     emis64, lengths, trans, start, end = random_crf(9, LENGTHS)
     emis = emis64.astype("float32")
     gold_mask, _ = random_partial_mask(9, emis, LENGTHS)
-    log_Z = log_partition(emis, lengths, trans, start, end, TAGS, xp)
+    log_Z = log_partition(xp, Chain(TAGS, trans, start, end), emis, lengths)
     assert log_Z.dtype == numpy.float32
-    numpy.testing.assert_allclose(log_Z, log_partition(emis64, lengths, trans, start, end, TAGS, xp), rtol=1e-5)
-    marg = marginals(emis, lengths, trans, start, end, TAGS, xp)
+    numpy.testing.assert_allclose(log_Z, log_partition(xp, Chain(TAGS, trans, start, end), emis64, lengths), rtol=1e-5)
+    marg = marginals(xp, Chain(TAGS, trans, start, end), emis, lengths)
     assert marg.dtype == numpy.float32
-    out = nll_and_grads(emis, lengths, trans, start, end, TAGS, gold_mask, xp)
-    out64 = nll_and_grads(emis64, lengths, trans, start, end, TAGS, gold_mask, xp)
+    out = nll_and_grads(xp, Chain(TAGS, trans, start, end), emis, lengths, gold_mask)
+    out64 = nll_and_grads(xp, Chain(TAGS, trans, start, end), emis64, lengths, gold_mask)
     for a, b in zip(out, out64):
         assert a.dtype == numpy.float32
         numpy.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
     spans = [all_spans(n) for n in LENGTHS]
     for a, b in zip(
-        span_log_marginals(emis, lengths, trans, start, end, TAGS, spans, xp),
-        span_log_marginals(emis64, lengths, trans, start, end, TAGS, spans, xp),
+        span_log_marginals(xp, Chain(TAGS, trans, start, end), emis, lengths, spans),
+        span_log_marginals(xp, Chain(TAGS, trans, start, end), emis64, lengths, spans),
     ):
         numpy.testing.assert_allclose(numpy.exp(a), numpy.exp(b), atol=1e-5)
 
@@ -379,46 +394,46 @@ def test_softmax_tagger_as_crf():
     emis = numpy.log(probs)
     lengths_arr = numpy.asarray(lengths, dtype="i")
     zeros = [numpy.zeros((N_TAGS, N_TAGS), "f"), numpy.zeros(N_TAGS, "f"), numpy.zeros(N_TAGS, "f")]
-    args = (*zeros, TAGS)
-    paths = viterbi(emis, lengths_arr, *args, xp)
-    for path, ref in zip(paths, viterbi_decode([emis[b, :n] for b, n in enumerate(lengths)], TAGS)):
+    chain = Chain(TAGS, *zeros)
+    paths = viterbi(xp, chain, emis, lengths_arr)
+    for path, ref in zip(paths, best_paths(xp, Chain.zeros(xp, TAGS), [emis[b, :n] for b, n in enumerate(lengths)])):
         numpy.testing.assert_array_equal(path, ref)
     spans = [all_spans(n, max_len=3) for n in lengths]
-    for p in span_log_marginals(emis, lengths_arr, *args, spans, xp):
+    for p in span_log_marginals(xp, chain, emis, lengths_arr, spans):
         assert ((numpy.exp(p) >= 0) & (numpy.exp(p) <= 1)).all()
     best = [path_to_spans(path) for path in paths]
     assert any(best)
-    for p in span_log_marginals(emis, lengths_arr, *args, best, xp):
+    for p in span_log_marginals(xp, chain, emis, lengths_arr, best):
         assert (numpy.exp(p) > 0).all()
 
 
 def test_infeasible_gold_raises_and_impossible_rows_are_zero():
     emis, lengths, trans, start, end = random_crf(0, [3, 2])
-    gold = gold_mask_from_biluo([["O", None, "O"], ["I-A", None]], TAGS, xp)
+    gold = gold_mask_from_biluo(xp, [["O", None, "O"], ["I-A", None]], TAGS)
     with pytest.raises(ValueError, match=r"rows \[1\]"):
-        nll_and_grads(emis, lengths, trans, start, end, TAGS, gold, xp)
-    log_Z = log_partition(emis, lengths, trans, start, end, TAGS, xp, allowed_mask=gold)
+        nll_and_grads(xp, Chain(TAGS, trans, start, end), emis, lengths, gold)
+    log_Z = log_partition(xp, Chain(TAGS, trans, start, end), emis, lengths, allowed_mask=gold)
     assert log_Z[0] > LOG_ZERO / 2 and log_Z[1] == LOG_ZERO
-    marg = marginals(emis, lengths, trans, start, end, TAGS, xp, allowed_mask=gold)
+    marg = marginals(xp, Chain(TAGS, trans, start, end), emis, lengths, allowed_mask=gold)
     assert not marg[1].any() and marg[0].sum() == pytest.approx(3.0)
 
 
 def test_gold_mask_from_biluo():
-    mask = gold_mask_from_biluo([["B-A", None, "L-A"], ["-"], []], TAGS, xp)
+    mask = gold_mask_from_biluo(xp, [["B-A", None, "L-A"], ["-"], []], TAGS)
     assert mask.shape == (3, 3, N_TAGS) and mask.dtype == bool
     assert mask[0, 0].sum() == 1 and mask[0, 0, TAGS.index("B-A")]
     assert mask[0, 1].all() and mask[1, 0].all() and mask[1, 1:].all() and mask[2].all()
     with pytest.raises(ValueError):
-        gold_mask_from_biluo([["B-X"]], TAGS, xp)
+        gold_mask_from_biluo(xp, [["B-X"]], TAGS)
 
 
 def test_bad_inputs_raise():
     emis, lengths, trans, start, end = random_crf(0, [2, 1])
     with pytest.raises(ValueError):
-        log_partition(emis[:, :, :5], lengths, trans, start, end, TAGS, xp)
+        log_partition(xp, Chain(TAGS, trans, start, end), emis[:, :, :5], lengths)
     with pytest.raises(ValueError):
-        log_partition(emis, numpy.asarray([3, 1]), trans, start, end, TAGS, xp)
+        log_partition(xp, Chain(TAGS, trans, start, end), emis, numpy.asarray([3, 1]))
     with pytest.raises(ValueError):
-        span_log_marginals(emis, lengths, trans, start, end, TAGS, [[(0, 3, 0)], []], xp)
+        span_log_marginals(xp, Chain(TAGS, trans, start, end), emis, lengths, [[(0, 3, 0)], []])
     with pytest.raises(ValueError):
-        spans_above_threshold(emis, lengths, trans, start, end, TAGS, xp, 0.0)
+        spans_above_threshold(xp, Chain(TAGS, trans, start, end), emis, lengths, 0.0)

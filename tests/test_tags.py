@@ -1,14 +1,9 @@
 import itertools
 
-import numpy
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
-import spacy_rnn_ner.tags as tags_module
 from spacy_rnn_ner.tags import (
     allowed_ends,
     allowed_starts,
@@ -16,29 +11,10 @@ from spacy_rnn_ner.tags import (
     is_valid_sequence,
     make_tags,
     tags_to_spans,
-    viterbi_decode,
 )
 
 from .util import reference_is_valid
 
-
-def brute_force(scores, tags, forbid=None):
-    """Best valid sequence by enumerating all of them."""
-    n_tokens = scores.shape[0]
-    best, best_score = None, -numpy.inf
-    for ids in itertools.product(range(len(tags)), repeat=n_tokens):
-        if forbid is not None and any(forbid[i] and ids[i] != 0 for i in range(n_tokens)):
-            continue
-        if not reference_is_valid([tags[i] for i in ids]):
-            continue
-        score = sum(scores[i, j] for i, j in enumerate(ids))
-        if score > best_score:
-            best, best_score = ids, score
-    return list(best), best_score
-
-
-def path_score(scores, ids):
-    return sum(scores[i, j] for i, j in enumerate(ids))
 
 
 def test_make_tags_order():
@@ -95,105 +71,6 @@ def test_is_valid_sequence_matches_reference():
     for n in range(4):
         for seq in itertools.product(tags, repeat=n):
             assert is_valid_sequence(seq) == reference_is_valid(seq), seq
-
-
-@pytest.mark.parametrize("labels", [["A"], ["A", "B"]])
-@pytest.mark.parametrize("n_tokens", [1, 2, 3, 4])
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_viterbi_matches_brute_force(labels, n_tokens, seed):
-    tags = make_tags(labels)
-    scores = numpy.random.RandomState(seed).normal(0, 2, (n_tokens, len(tags))).astype("f")
-    expected, best = brute_force(scores, tags)
-    (got,) = viterbi_decode([scores], tags)
-    assert got.tolist() == expected
-    assert path_score(scores, got) == pytest.approx(best, abs=1e-4)
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_viterbi_with_mask_matches_brute_force(seed):
-    rng = numpy.random.RandomState(seed)
-    tags = make_tags(["A", "B"])
-    scores = rng.normal(0, 2, (4, len(tags))).astype("f")
-    # Make entities attractive so that the mask has something to block.
-    scores[:, 1:] += 2.0
-    forbid = rng.rand(4) < 0.4
-    expected, _ = brute_force(scores, tags, forbid)
-    (got,) = viterbi_decode([scores], tags, [forbid])
-    assert got.tolist() == expected
-    assert all(got[forbid] == 0)
-
-
-@pytest.mark.parametrize("max_padded", [2**16, 12])
-def test_viterbi_batched_equals_one_by_one(monkeypatch, max_padded):
-    # A small chunk budget decodes the batch in several length-sorted chunks.
-    monkeypatch.setattr(tags_module, "MAX_PADDED_TOKENS", max_padded)
-    rng = numpy.random.RandomState(0)
-    tags = make_tags(["LOC", "ORG", "PER"])
-    lengths = [7, 0, 1, 12, 3, 0, 5]
-    scores = [rng.normal(0, 3, (n, len(tags))).astype("f") for n in lengths]
-    masks = [rng.rand(n) < 0.2 for n in lengths]
-    masks[3] = None
-    batched = viterbi_decode(scores, tags, masks)
-    assert [len(path) for path in batched] == lengths
-    for doc_scores, mask, path in zip(scores, masks, batched):
-        (alone,) = viterbi_decode([doc_scores], tags, [mask])
-        assert path.tolist() == alone.tolist()
-        assert is_valid_sequence([tags[i] for i in path])
-
-
-def test_viterbi_empty():
-    tags = make_tags(["PER"])
-    assert viterbi_decode([], tags) == []
-    empty = numpy.zeros((0, len(tags)), dtype="f")
-    paths = viterbi_decode([empty, empty], tags, [numpy.zeros((0,), dtype=bool), None])
-    assert [path.shape for path in paths] == [(0,), (0,)]
-
-
-@pytest.mark.parametrize("n_tokens", [1, 2, 5, 50])
-@pytest.mark.parametrize("n_labels", [0, 1, 4])
-def test_viterbi_degenerate_scores_give_valid_sequences(n_tokens, n_labels):
-    tags = make_tags([f"L{i}" for i in range(n_labels)])
-    uniform = numpy.full((n_tokens, len(tags)), numpy.log(1.0 / len(tags)), dtype="f")
-    # Scores where a greedy argmax would give I- tags without a B-.
-    inside = numpy.zeros((n_tokens, len(tags)), dtype="f")
-    inside[:, 2::4] = 10.0
-    # Log of zero probabilities for everything but one tag.
-    zeros_but_one = numpy.full((n_tokens, len(tags)), -numpy.inf, dtype="f")
-    zeros_but_one[:, -1] = 0.0
-    for scores in (uniform, inside, zeros_but_one, numpy.zeros_like(uniform)):
-        (path,) = viterbi_decode([scores], tags)
-        assert is_valid_sequence([tags[i] for i in path])
-    (path,) = viterbi_decode([uniform], tags)
-    assert path.tolist() == [0] * n_tokens
-
-
-@settings(max_examples=50, deadline=None)
-@given(
-    arrays("float32", st.tuples(st.integers(0, 6), st.just(9)), elements=st.floats(-1e6, 1e6, width=32)),
-    st.integers(0, 6),
-)
-def test_viterbi_any_finite_scores_give_valid_sequences(scores, n_other):
-    tags = make_tags(["A", "B"])
-    other = numpy.zeros((n_other, len(tags)), dtype="f")
-    paths = viterbi_decode([scores, other], tags)
-    for path in paths:
-        assert is_valid_sequence([tags[i] for i in path])
-
-
-def test_viterbi_long_doc():
-    tags = make_tags(["LOC", "ORG", "PER"])
-    scores = numpy.random.RandomState(0).normal(0, 1, (5000, len(tags))).astype("f")
-    (path,) = viterbi_decode([scores], tags)
-    assert len(path) == 5000
-    assert is_valid_sequence([tags[i] for i in path])
-
-
-def test_viterbi_rejects_bad_input():
-    tags = make_tags(["PER"])
-    with pytest.raises(ValueError, match="NaN"):
-        viterbi_decode([numpy.full((2, len(tags)), numpy.nan, dtype="f")], tags)
-    with pytest.raises(ValueError, match="shape"):
-        viterbi_decode([numpy.zeros((2, len(tags) + 1), dtype="f")], tags)
 
 
 def test_tags_to_spans():
