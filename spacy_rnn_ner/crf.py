@@ -18,6 +18,7 @@ A softmax tagger without a CRF is the special case emissions = log(p) with
 zero transitions, start and end (`Chain.zeros`): the same functions give its
 constrained chain's marginals, span confidences and best path.
 """
+import math
 from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy
@@ -126,6 +127,68 @@ def nll_and_grads(xp, chain: Chain, emissions, lengths, gold_mask):
     loss = counts_free[0] - log_Z_gold
     grads = tuple(f - g for f, g in zip(counts_free[1:], counts_gold[1:]))
     return (loss,) + grads
+
+
+def negative_span_nll(xp, chain: Chain, emissions, lengths, gold_mask, spans: Sequence[Sequence[SpanT]]):
+    """For spans known NOT to be entities (spaCy's `incorrect_spans_key`):
+    per span -log(1 - P(span | gold)), where P(span | gold) = Z_{gold, span} /
+    Z_gold is the probability that (start, end_exclusive, label) is exactly an
+    entity among the paths `gold_mask` allows. Summed per sequence (B,), with
+    the gradients of the sum: d_emissions, d_transitions, d_start, d_end.
+
+    Its minimum moves the span's probability to the other paths that agree
+    with the gold tags. Forcing a span is a tag mask (B-, I-..., L- or U-),
+    so each span costs one forward-backward on its own sequence. For one
+    span this is exactly log Z_gold - log(Z_gold - Z_{gold, span}); spans
+    that can occur on one path together are counted once each.
+    """
+    _check_shapes(emissions, chain.tags)
+    n_seqs, n_steps, n_tags = emissions.shape
+    if len(spans) != n_seqs:
+        raise ValueError(f"Expected {n_seqs} span lists, got {len(spans)}")
+    dtype = emissions.dtype if emissions.dtype.kind == "f" else numpy.dtype("f")
+    lengths = xp.asarray(lengths, dtype="i")
+    gold_mask = xp.asarray(gold_mask, dtype=bool)
+    loss = xp.zeros((n_seqs,), dtype=dtype)
+    d_emis = xp.zeros((n_seqs, n_steps, n_tags), dtype=dtype)
+    d_params = [xp.zeros(p.shape, dtype=dtype) for p in (chain.transitions, chain.start, chain.end)]
+    idx = _label_tag_indices(chain.tags)
+    label_to_id = {label: i for i, label in enumerate(span_labels(chain.tags))}
+    for b, seq_spans in enumerate(spans):
+        if not len(seq_spans):
+            continue
+        row = slice(b, b + 1)
+        gold = _prepare(xp, chain, emissions[row], lengths[row], gold_mask[row])
+        counts_gold = _expected_counts(xp, gold, _forward_backward(xp, gold))
+        log_Z_gold = float(counts_gold[0][0])
+        if log_Z_gold <= LOG_ZERO / 2:
+            continue  # no path agrees with the gold: nll_and_grads says so
+        n = int(lengths[b])
+        for start, end, label in seq_spans:
+            lab = label_to_id[label] if isinstance(label, str) else int(label)
+            if not 0 <= start < end <= n:
+                raise ValueError("Spans must have 0 <= start < end <= length of their sequence")
+            force = numpy.ones((1, n_steps, n_tags), dtype=bool)
+            span_tags = [idx[3, lab]] if end - start == 1 else (
+                [idx[0, lab]] + [idx[1, lab]] * (end - start - 2) + [idx[2, lab]]
+            )
+            for t, tag in zip(range(start, end), span_tags):
+                force[0, t] = False
+                force[0, t, tag] = True
+            with_span = _prepare(xp, chain, emissions[row], lengths[row], gold_mask[row] & xp.asarray(force))
+            counts_span = _expected_counts(xp, with_span, _forward_backward(xp, with_span))
+            log_Z_span = float(counts_span[0][0])
+            if log_Z_span <= LOG_ZERO / 2:
+                continue  # the span can't occur: nothing to learn
+            # P(span | gold) < 1 unless the gold allows the span's paths only
+            # (then the annotation contradicts itself): clamp for the log.
+            prob = min(math.exp(min(log_Z_span - log_Z_gold, 0.0)), 1.0 - 1e-6)
+            loss[b] += -math.log1p(-prob)
+            weight = prob / (1.0 - prob)
+            d_emis[b] += weight * (counts_span[1][0] - counts_gold[1][0])
+            for total, with_s, without in zip(d_params, counts_span[2:], counts_gold[2:]):
+                total += weight * (with_s - without)
+    return (loss, d_emis) + tuple(d_params)
 
 
 def viterbi(xp, chain: Chain, emissions, lengths, forbid_mask=None) -> List[numpy.ndarray]:

@@ -8,6 +8,10 @@ and zero transitions. The loss object therefore also says what the chain is
 (`emissions`, `chain`), so that nothing else needs to ask which
 kind of tagger it has. As thinc's loss classes, `get_loss(scores, truths)`
 returns `(d_scores, loss)`.
+
+Negative annotation (spaCy's `incorrect_spans_key`: spans known NOT to be
+entities of their label) adds -log(1 - P(span | gold)) per span under the
+same chain (`crf.negative_span_nll`), for both kinds of tagger.
 """
 from typing import List, Optional, Sequence, Tuple
 
@@ -25,6 +29,8 @@ CRF_PARAMS = ("transitions", "start", "end")
 
 # Gold BILUO tags per doc, None where missing.
 TruthsT = Sequence[Sequence[Optional[str]]]
+# Per doc the (start, end_exclusive, label) spans known not to be entities.
+NegativesT = Optional[Sequence[Sequence[Tuple[int, int, str]]]]
 
 
 class TagLoss:
@@ -44,14 +50,46 @@ class TagLoss:
         return Chain.zeros(self.model.ops.xp, self.tags)
 
     def get_loss(
-        self, scores: List[Floats2d], truths: TruthsT, *, is_train: bool = False
+        self,
+        scores: List[Floats2d],
+        truths: TruthsT,
+        *,
+        negatives: NegativesT = None,
+        is_train: bool = False,
     ) -> Tuple[List[Floats2d], float]:
         """The gradient of the loss for the model's scores, and the loss.
-        Tokens whose gold tag is None add no loss. With `is_train`, the
-        gradients of the loss's own parameters (a CRF's transition scores)
-        are added to their layer, as a layer's backprop does.
+        Tokens whose gold tag is None add no loss. Each span in `negatives`
+        adds -log(1 - P(span | gold)). With `is_train`, the gradients of the
+        loss's own parameters (a CRF's transition scores) are added to their
+        layer, as a layer's backprop does.
         """
         raise NotImplementedError
+
+    def _negative_span_loss(
+        self, emissions: List[Floats2d], truths: TruthsT, negatives: NegativesT
+    ) -> Tuple[List[Optional[Floats2d]], float, List]:
+        """Per doc the gradient of the negative spans' loss for its emissions
+        (None if it has none), the loss, and the gradients of the chain's
+        transitions, start and end."""
+        xp = self.model.ops.xp
+        chain = self.chain()
+        d_emissions: List[Optional[Floats2d]] = [None] * len(emissions)
+        d_params = [xp.zeros_like(p) for p in chain[1:]]
+        loss = 0.0
+        for i, spans in enumerate(negatives or []):
+            n_tokens = int(emissions[i].shape[0])
+            if not spans or not n_tokens:
+                continue
+            gold = crf.gold_mask_from_biluo(xp, [truths[i]], self.tags)
+            lengths = xp.asarray([n_tokens], dtype="i")
+            seq_loss, d_emis, *doc_d_params = crf.negative_span_nll(
+                xp, chain, emissions[i][None], lengths, gold, [spans]
+            )
+            loss += float(seq_loss.sum())
+            d_emissions[i] = d_emis[0]
+            for total, grad in zip(d_params, doc_d_params):
+                total += grad
+        return d_emissions, loss, d_params
 
     def get_rehearsal_loss(
         self, scores: List[Floats2d], targets: List[Floats2d], tutor: Model, *, is_train: bool = False
@@ -73,13 +111,31 @@ class SoftmaxTagLoss(TagLoss):
         return [xp.log(xp.clip(s, MIN_PROB, 1.0)) for s in scores]
 
     def get_loss(
-        self, scores: List[Floats2d], truths: TruthsT, *, is_train: bool = False
+        self,
+        scores: List[Floats2d],
+        truths: TruthsT,
+        *,
+        negatives: NegativesT = None,
+        is_train: bool = False,
     ) -> Tuple[List[Floats2d], float]:
         loss_func = SequenceCategoricalCrossentropy(
             names=self.tags, normalize=False, missing_value=None
         )
         d_scores, loss = loss_func(scores, list(truths))
-        return d_scores, float(loss)
+        loss = float(loss)
+        if negatives:
+            d_emissions, neg_loss, _ = self._negative_span_loss(
+                self.emissions(scores), truths, negatives
+            )
+            loss += neg_loss
+            for i, d_log_p in enumerate(d_emissions):
+                if d_log_p is not None:
+                    # From log-probabilities to the logits, which the
+                    # softmax layer's backprop takes.
+                    p = scores[i]
+                    d_logits = d_log_p - p * d_log_p.sum(axis=1, keepdims=True)
+                    d_scores[i] = d_scores[i] + d_logits
+        return d_scores, loss
 
 
 class CRFTagLoss(TagLoss):
@@ -94,7 +150,12 @@ class CRFTagLoss(TagLoss):
         return Chain(self.tags, *(layer.get_param(name) for name in CRF_PARAMS))
 
     def get_loss(
-        self, scores: List[Floats2d], truths: TruthsT, *, is_train: bool = False
+        self,
+        scores: List[Floats2d],
+        truths: TruthsT,
+        *,
+        negatives: NegativesT = None,
+        is_train: bool = False,
     ) -> Tuple[List[Floats2d], float]:
         # Padded in length buckets (see batching.py).
         xp = self.model.ops.xp
@@ -120,6 +181,14 @@ class CRFTagLoss(TagLoss):
             for row, i in enumerate(bucket):
                 d_scores[i] = d_emissions[row, : lengths[i]]
             for total, grad in zip(d_params, bucket_d_params):
+                total += grad
+        if negatives:
+            d_emissions, neg_loss, neg_d_params = self._negative_span_loss(scores, truths, negatives)
+            loss += neg_loss
+            for i, d_emis in enumerate(d_emissions):
+                if d_emis is not None:
+                    d_scores[i] = d_scores[i] + d_emis
+            for total, grad in zip(d_params, neg_d_params):
                 total += grad
         if is_train:
             self._inc_grads(d_params)

@@ -68,6 +68,7 @@ UNTRAINED_BIAS = -1e4
         "spans_key": "rnn_ner",
         "threshold": None,
         "temperature": 1.0,
+        "incorrect_spans_key": None,
         "scorer": {"@scorers": "spacy.ner_scorer.v1"},
     },
     default_score_weights={
@@ -85,6 +86,7 @@ def make_rnn_ner(
     spans_key: Optional[str],
     threshold: Optional[float],
     temperature: float,
+    incorrect_spans_key: Optional[str],
     scorer: Optional[Callable],
 ) -> "RNNEntityRecognizer":
     """Create an `RNNEntityRecognizer`.
@@ -101,6 +103,10 @@ def make_rnn_ner(
     temperature (float): Divides all chain scores before the probabilities
         are computed (calibration, e.g. fitted on dev data); the best path,
         and so `doc.ents`, does not change. 1.0 leaves them as trained.
+    incorrect_spans_key (Optional[str]): As in spaCy's `ner`: the spans in
+        `doc.spans[incorrect_spans_key]` of the reference docs are known NOT
+        to be entities of their label (negative annotation), and training
+        makes them improbable.
     scorer (Optional[Callable]): Defaults to spaCy's NER scorer.
     """
     return RNNEntityRecognizer(
@@ -111,6 +117,7 @@ def make_rnn_ner(
         spans_key=spans_key,
         threshold=threshold,
         temperature=temperature,
+        incorrect_spans_key=incorrect_spans_key,
         scorer=scorer,
     )
 
@@ -133,6 +140,7 @@ class RNNEntityRecognizer(TrainablePipe):
         spans_key: Optional[str] = "rnn_ner",
         threshold: Optional[float] = None,
         temperature: float = 1.0,
+        incorrect_spans_key: Optional[str] = None,
         scorer: Optional[Callable] = get_ner_prf,
     ) -> None:
         """Initialize the component.
@@ -145,6 +153,8 @@ class RNNEntityRecognizer(TrainablePipe):
         spans_key (Optional[str]): Span group for the entities' probabilities.
         threshold (Optional[float]): Recall-mode threshold, or None.
         temperature (float): Divides the chain scores for the probabilities.
+        incorrect_spans_key (Optional[str]): Span group of the reference docs
+            with spans known not to be entities (negative annotation).
         scorer (Optional[Callable]): The scoring method.
         """
         self.vocab = vocab
@@ -163,6 +173,7 @@ class RNNEntityRecognizer(TrainablePipe):
         self.spans_key = spans_key
         self.threshold = threshold
         self.temperature = temperature
+        self.incorrect_spans_key = incorrect_spans_key
         self.scorer = scorer
         self._warned_labels: Set[str] = set()
         # The frozen copy `nlp.resume_training()` makes, for `rehearse`.
@@ -408,7 +419,9 @@ class RNNEntityRecognizer(TrainablePipe):
         Tagger does), the negative log-likelihood for a CRF tagger. Tokens
         whose gold tag is missing add no loss (a CRF marginalises over their
         tags), and so do tokens of an entity type the component doesn't know
-        (warned about once per label): annotation it can't learn from.
+        (warned about once per label): annotation it can't learn from. With
+        an `incorrect_spans_key`, each of those spans adds -log(1 - P(span |
+        gold)), its probability under the constrained chain (see losses.py).
 
         examples (Iterable[Example]): The batch.
         scores (List[Floats2d]): The scores from the model.
@@ -423,8 +436,11 @@ class RNNEntityRecognizer(TrainablePipe):
         its own parameters (a CRF's) to the model."""
         examples = _validated(examples, "RNNEntityRecognizer.get_loss")
         truths = self._gold_tags(examples)
+        negatives = self._negative_spans(examples)
         self._check_scores(scores)
-        d_scores, loss = self.loss.get_loss(scores, truths, is_train=is_train)
+        d_scores, loss = self.loss.get_loss(
+            scores, truths, negatives=negatives, is_train=is_train
+        )
         if not math.isfinite(loss):
             raise ValueError(
                 f"Component '{self.name}': the training loss is not finite ({loss}): "
@@ -451,6 +467,28 @@ class RNNEntityRecognizer(TrainablePipe):
                     f"has diverged or the input vectors are broken. Lower the "
                     f"learning rate or enable gradient clipping.{e910}"
                 )
+
+    def _negative_spans(self, examples: List[Example]) -> Optional[List[List[Tuple[int, int, str]]]]:
+        """Per example the spans of `doc.spans[incorrect_spans_key]` of the
+        reference, as (start, end, label) on the predicted tokens; None
+        without the setting. Spans of labels the component doesn't have are
+        left out (it can't predict them). As spaCy's `ner`, a span that is
+        also a gold entity is an error (E868)."""
+        key = self.incorrect_spans_key
+        if key is None:
+            return None
+        labels = set(self.labels)
+        negatives = []
+        for eg in examples:
+            spans = list(eg.reference.spans[key]) if key in eg.reference.spans else []
+            gold = {(ent.start_char, ent.end_char, ent.label) for ent in eg.reference.ents}
+            for span in spans:
+                if (span.start_char, span.end_char, span.label) in gold:
+                    span_info = (span.start_char, span.end_char, span.label_)
+                    raise ValueError(Errors.E868.format(span=span_info))
+            aligned = eg.get_aligned_spans_y2x(spans, allow_overlap=True)
+            negatives.append([(s.start, s.end, s.label_) for s in aligned if s.label_ in labels])
+        return negatives
 
     def _gold_tags(self, examples: List[Example]) -> List[List[Optional[str]]]:
         """Gold BILUO tags per token, None where missing or of an unknown label."""

@@ -13,6 +13,7 @@ from spacy_rnn_ner.crf import (
     gold_mask_from_biluo,
     log_partition,
     marginals,
+    negative_span_nll,
     nll_and_grads,
     span_labels,
     span_log_marginals,
@@ -269,6 +270,41 @@ def test_nll_full_and_partial_gold_match_brute_force(seed):
                 assert loss[b] == pytest.approx(log_Z - score, abs=1e-9)
         assert (loss >= -1e-12).all()
         assert not d_emis[numpy.arange(emis.shape[1])[None, :] >= lengths[:, None]].any()
+
+
+NEG_SPANS = [[(0, 2, 0), (1, 4, 1), (3, 4, "A")], [(0, 1, 1)], [(1, 3, 0)], [], [(0, 2, "B")], []]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("missing", [1.0, 0.5])
+def test_negative_span_nll_matches_brute_force(seed, missing):
+    emis, lengths, trans, start, end = random_crf(seed, LENGTHS)
+    gold_mask, _ = random_partial_mask(seed, emis, LENGTHS, missing)
+    chain = Chain(TAGS, trans, start, end)
+    loss = negative_span_nll(xp, chain, emis, lengths, gold_mask, NEG_SPANS)[0]
+    for b, n in enumerate(LENGTHS):
+        paths, probs, _ = brute(emis[b, :n], trans, start, end, gold_mask[b, :n])
+        expected = 0.0
+        for s, e, label in NEG_SPANS[b]:
+            label = LABELS.index(label) if isinstance(label, str) else label
+            prob = brute_span_prob(paths, probs, s, e, label)
+            expected += -numpy.log1p(-min(prob, 1 - 1e-6))
+        assert loss[b] == pytest.approx(expected, abs=1e-9)
+    assert loss[0] > 0.0
+
+
+def test_negative_span_nll_gradients_match_finite_differences():
+    emis, lengths, trans, start, end = random_crf(3, LENGTHS)
+    gold_mask, _ = random_partial_mask(3, emis, LENGTHS, missing=0.7)
+
+    def total():
+        chain = Chain(TAGS, trans, start, end)
+        return float(negative_span_nll(xp, chain, emis, lengths, gold_mask, NEG_SPANS)[0].sum())
+
+    grads = negative_span_nll(xp, Chain(TAGS, trans, start, end), emis, lengths, gold_mask, NEG_SPANS)[1:]
+    for analytic, array in zip(grads, (emis, trans, start, end)):
+        numeric = numeric_grad(total, array, 1e-6)
+        numpy.testing.assert_allclose(analytic, numeric, atol=1e-7, rtol=1e-5)
 
 
 def test_nll_gradients_match_finite_differences():
