@@ -1,4 +1,5 @@
-"""Shared test setup: the --slow option and a small in-memory NER training set.
+"""Shared test setup: the --slow option, a small in-memory NER training set,
+and the small trained pipelines of the robustness tests (see robust.py).
 Nothing is registered in spaCy's or Thinc's registries here."""
 from typing import List, Sequence, Tuple
 
@@ -54,3 +55,26 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip_slow)
+
+
+@pytest.fixture(scope="session")
+def pipelines():
+    """Per tagger ("softmax", "crf"), a small pipeline trained a little and a
+    copy with overwrite_ents, made once per session. Copy before modifying."""
+    from .robust import TAGGERS, copy_of, trained_a_little
+
+    made = {}
+
+    def get(tagger: str):
+        if tagger not in made:
+            nlp = trained_a_little(TAGGERS[tagger])
+            made[tagger] = nlp, copy_of(nlp, overwrite_ents=True)
+        return made[tagger]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def nlp(pipelines):
+    """The softmax pipeline of `pipelines`."""
+    return pipelines("softmax")[0]

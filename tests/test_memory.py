@@ -1,7 +1,11 @@
 """Memory follows the tokens: docs are padded in length buckets, with the same
 results as unbucketed, one-by-one prediction and training."""
+import json
 import random
+import subprocess
+import sys
 import tracemalloc
+from pathlib import Path
 
 import numpy
 import pytest
@@ -143,3 +147,72 @@ def test_memory_follows_tokens_in_training():
     together = traced_peak(lambda: nlp.update(examples))
     # Activations grow with the tokens (about twice those of the long doc).
     assert together < 3 * alone * n_tokens / 5000, (together, alone)
+
+
+REPO = Path(__file__).resolve().parent.parent
+MEMORY_SCRIPT = """
+import json, resource, time, tracemalloc
+import spacy
+from spacy.tokens import Doc
+from spacy.training import Example
+
+nlp = spacy.blank("en")
+nlp.add_pipe("rnn_ner")  # the default model: width 96, LSTM
+text = "Ada Lovelace lives in London ."
+eg = Example.from_dict(nlp.make_doc(text), {"entities": [(0, 12, "PER"), (22, 28, "LOC")]})
+nlp.initialize(lambda: [eg])
+nlp(text)
+words = (text.split() + ["Grace", "Hopper", "joined", "the", "Navy", "."]) * 2000
+words = words[:20000]
+
+def run():
+    doc = nlp(Doc(nlp.vocab, words=words))
+    assert len(doc) == 20000
+    return len(doc.ents)
+
+def status_kb(key):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(key + ":"))
+
+try:
+    # Reset the peak RSS (VmHWM) to the current RSS, so that the peak of the
+    # run is measured, not the one of loading and initializing.
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    method = "VmHWM after clear_refs"
+    before = status_kb("VmRSS")
+except OSError:
+    method = "ru_maxrss"
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+n_ents = run()
+seconds = time.perf_counter() - start
+after = status_kb("VmHWM") if method != "ru_maxrss" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+tracemalloc.start()
+run()
+_, traced_peak = tracemalloc.get_traced_memory()
+tracemalloc.stop()
+print(json.dumps({
+    "rss_before_mb": round(before / 1024, 1),
+    "peak_rss_growth_mb": round((after - before) / 1024, 1),
+    "rss_method": method,
+    "traced_peak_mb": round(traced_peak / 2**20, 1),
+    "seconds": round(seconds, 2),
+    "n_ents": n_ents,
+}))
+"""
+
+
+@pytest.mark.slow  # ~15 s: a fresh process and two passes over the doc
+def test_memory_of_20000_token_doc_is_bounded():
+    """Peak memory of one 20,000-token doc with the default model, in a fresh
+    process: the peak RSS during the run over the RSS before it, and the
+    tracemalloc peak of a second run (Python and numpy allocations)."""
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_SCRIPT],
+        capture_output=True, text=True, cwd=REPO, timeout=300, check=True,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    print("20,000-token doc:", result)
+    assert result["peak_rss_growth_mb"] < 500, result
+    assert result["traced_peak_mb"] < 500, result
