@@ -209,10 +209,14 @@ class RNNEntityRecognizer(TrainablePipe):
             raise ValueError(Errors.E187)
         if label in self.labels:
             return 0
-        old_tags = self.tags
-        self.cfg["labels"] = sorted(self.labels + (label,))
+        old_labels, old_tags = list(self.labels), self.tags
+        self.cfg["labels"] = sorted(old_labels + [label])
+        try:
+            self._resize_output(old_tags)
+        except Exception:
+            self.cfg["labels"] = old_labels
+            raise
         self.vocab.strings.add(label)
-        self._resize_output(old_tags)
         return 1
 
     def initialize(

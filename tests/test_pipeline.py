@@ -328,6 +328,19 @@ def test_add_label_after_training_resizes(trained_nlp):
     assert predicted_tags(nlp, [(["Zed", "ran"], None)]) == [["U-AAA", "O"]]
 
 
+def test_resize_output_comes_from_the_architecture(trained_nlp):
+    """The taggers resize themselves (model.attrs["resize_output"], as
+    spaCy's textcat); a trained model whose architecture can't is refused
+    with a clear error, and the component is left as it was."""
+    ner = trained_nlp.get_pipe("rnn_ner")
+    assert ner.model.attrs["resize_output"] is not None
+    labels, before = ner.labels, ner.model.to_bytes()
+    del ner.model.attrs["resize_output"]
+    with pytest.raises(ValueError, match="'rnn_ner' can't add labels.*resize_output"):
+        ner.add_label("MISC")
+    assert ner.labels == labels and ner.model.to_bytes() == before
+
+
 def _snapshot(nlp, texts):
     """Raw tag probabilities by tag, entities, and the span group with scores."""
     ner = nlp.get_pipe("rnn_ner")

@@ -1,10 +1,12 @@
 """`spacy-rnn-ner.CRF.v1`: the parameters of a linear-chain CRF over the tags.
 
 The layer passes the per-token emission scores through unchanged; it holds
-the tag-transition, start and end scores, which the component reads for
-training (forward algorithm, `spacy_rnn_ner.crf`) and decoding (Viterbi), and
-whose gradients it adds with `inc_grad`. Keeping them in a layer puts them in
-the model tree, so they are saved, loaded and optimised with the rest.
+the tag-transition, start and end scores, which the component's loss object
+(`spacy_rnn_ner.losses.CRFTagLoss`) reads for training (forward algorithm,
+`spacy_rnn_ner.crf`) and decoding (Viterbi), and whose gradients that loss
+adds with `inc_grad`, as a layer's backprop would. Keeping them in a layer
+puts them in the model tree, so they are saved, loaded and optimised with
+the rest.
 """
 from typing import Callable, List, Optional, Sequence, Tuple
 
