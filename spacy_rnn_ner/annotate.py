@@ -427,16 +427,24 @@ def read_output(path: Union[str, Path], columns: Optional[List[str]] = None) -> 
 @dataclass
 class Summary:
     """What a job did: rows written in this run, of which errors; rows skipped
-    because an earlier run had written them; seconds; docs/s."""
+    because an earlier run had written them; seconds in all, and until the
+    first record came back (loading the pipeline, starting workers)."""
 
     written: int
     errors: int
     skipped: int
     seconds: float
+    startup_seconds: float = 0.0
 
     @property
     def docs_per_second(self) -> float:
         return self.written / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def steady_docs_per_second(self) -> float:
+        """docs/s after the first record: the rate a longer job tends to."""
+        busy = self.seconds - self.startup_seconds
+        return (self.written - 1) / busy if self.written > 1 and busy > 0 else 0.0
 
 
 def annotate_corpus(
@@ -497,9 +505,12 @@ def annotate_corpus(
         records = local_records(nlp, rows, RecordMaker.from_nlp(nlp),
                                 batch_size=batch_size, n_process=n_process)
     errors = 0
+    first: Optional[float] = None
     bar = _progress_bar(total, len(done), progress)
     try:
         for record in records:
+            if first is None:
+                first = time.perf_counter() - start
             writer.add(record)
             errors += record["error"] is not None
             bar.update(1)
@@ -507,7 +518,8 @@ def annotate_corpus(
         # Whole records only reach the writer: keep them even if the job stops.
         writer.commit()
         bar.close()
-    return Summary(writer.n_written, errors, len(done), time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    return Summary(writer.n_written, errors, len(done), seconds, seconds if first is None else first)
 
 
 def _progress_bar(total: int, initial: int, enabled: bool):
