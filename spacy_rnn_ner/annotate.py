@@ -304,7 +304,9 @@ def local_records(nlp, rows: Iterable[Row], maker: RecordMaker, *,
     With `n_process` 1, batch after batch through `annotate_batch` (the same
     function the Ray workers run). With more, through
     `nlp.pipe(n_process=...)`: the rows with an error skip the pipeline and
-    their records are put back in their place.
+    their records are put back in their place (a doc that makes the pipeline
+    itself raise then stops the job, where one process would give it an
+    error record).
     """
     if n_process == 1:
         for batch in batches(rows, batch_size):
@@ -439,12 +441,6 @@ class Summary:
     @property
     def docs_per_second(self) -> float:
         return self.written / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def steady_docs_per_second(self) -> float:
-        """docs/s after the first record: the rate a longer job tends to."""
-        busy = self.seconds - self.startup_seconds
-        return (self.written - 1) / busy if self.written > 1 and busy > 0 else 0.0
 
 
 def annotate_corpus(

@@ -70,20 +70,25 @@ def ray_records(
     window (int): Rows handed to Ray at a time.
     annotator (Type[RayAnnotator]): The actor class (tests use a subclass).
     """
+    model = str(model)
+    seq = 0
+    for chunk in batches(rows, window):
+        if seq == 0:  # not before there is work: a resumed, finished job needs no Ray
+            _connect(address)
+        items: List[Dict[str, Any]] = []
+        for row in chunk:
+            items.append({"seq": seq, **row})
+            seq += 1
+        yield from _run_window(items, model, threshold, batch_size, workers, annotator)
+
+
+def _connect(address: Optional[str]) -> None:
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, logging_level="warning")
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # same output as the local engine
     ctx.enable_progress_bars = False  # the driver shows its own bar
     ctx.print_on_execution_start = False
-    model = str(model)
-    seq = 0
-    for chunk in batches(rows, window):
-        items: List[Dict[str, Any]] = []
-        for row in chunk:
-            items.append({"seq": seq, **row})
-            seq += 1
-        yield from _run_window(items, model, threshold, batch_size, workers, annotator)
 
 
 def _run_window(items: List[Dict[str, Any]], model: str, threshold: Optional[float],

@@ -1,5 +1,6 @@
 """annotate: reading rows, records, atomic parts, resume, the local engine
 and the command line. The Ray engine is in test_annotate_ray.py."""
+import importlib.util
 import json
 import subprocess
 import sys
@@ -245,3 +246,23 @@ def test_core_package_does_not_import_ray():
             "assert 'ray' not in sys.modules, 'ray imported'")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_benchmark_reads_conll_documents(tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_annotate", REPO / "benchmarks" / "annotate.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    iob = tmp_path / "test.iob"
+    iob.write_text("-DOCSTART- -X- -X- O\n\nEU NNP I-NP I-ORG\nrejects VBZ I-VP O\n\n"
+                   "German JJ I-NP I-MISC\n\n-DOCSTART- -X- -X- O\n\nPeter NNP I-NP I-PER\n")
+    assert bench.conll_documents(iob) == ["EU rejects German", "Peter"]
+    bench.write_corpus(["a", "b"], 3, tmp_path / "c.jsonl")
+    assert [r["id"] for r in read_rows(tmp_path / "c.jsonl", "jsonl")] == ["d0", "d1", "d2"]
+
+
+def test_ray_engine_without_ray_says_how_to_install(model_path, tmp_path, monkeypatch, capsys):
+    (tmp_path / "in.txt").write_text("Ada went to Paris .\n")
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.delitem(sys.modules, "spacy_rnn_ner.annotate_ray", raising=False)
+    assert annotate_cli([str(model_path), str(tmp_path / "in.txt"), str(tmp_path / "out"), "--engine", "ray"]) == 1
+    assert "pip install 'spacy-rnn-ner[ray]'" in capsys.readouterr().err
