@@ -79,9 +79,11 @@ def test_annotator_without_a_cluster(model_path):
 @pytest.mark.slow
 def test_ray_output_equals_local_output(ray_cluster, model_path, corpus, tmp_path):
     path, ids, local = corpus
+    # window=40: the 65 rows go to Ray in 2 windows (2 actor pools), and the
+    # row numbers must run on across them.
     summary = annotate_corpus(model_path, path, tmp_path / "ray", engine="ray", workers=2,
                               batch_size=BATCH, max_chars=1000, threshold=0.05, part_size=16,
-                              progress=False)
+                              progress=False, window=40)
     assert summary.written == len(ids) and summary.errors == 5
     assert list(read_output(tmp_path / "ray")) == local
     assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == sorted(
