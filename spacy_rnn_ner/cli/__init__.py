@@ -1,0 +1,1 @@
+"""Subcommands of `python -m spacy_rnn_ner`, one module each."""
