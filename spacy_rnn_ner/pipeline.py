@@ -79,7 +79,7 @@ UNTRAINED_BIAS = -1e4
         "spans_key": "rnn_ner",
         "threshold": None,
         "temperature": 1.0,
-        "scorer": {"@scorers": "spacy.ner_scorer.v1"},
+        "scorer": {"@scorers": "spacy-rnn-ner.span_scorer.v1"},
     },
     default_score_weights={
         "ents_f": 1.0,
@@ -112,7 +112,8 @@ def make_rnn_ner(
     temperature (float): Divides all chain scores before the probabilities
         are computed (calibration, e.g. fitted on dev data); the best path,
         and so `doc.ents`, does not change. 1.0 leaves them as trained.
-    scorer (Optional[Callable]): Defaults to spaCy's NER scorer.
+    scorer (Optional[Callable]): Defaults to `spacy-rnn-ner.span_scorer.v1`:
+        spaCy's NER scores plus those of the span group (see scoring.py).
     """
     return RNNEntityRecognizer(
         nlp.vocab,
@@ -320,6 +321,13 @@ class RNNEntityRecognizer(TrainablePipe):
                 group = SpanGroup(doc, name=self.spans_key, spans=[spans[i] for i in order])
                 group.attrs["scores"] = numpy.asarray([probs[i] for i in order], dtype="f")
                 doc.spans[self.spans_key] = group
+
+    def score(self, examples: Iterable[Example], **kwargs) -> Dict[str, object]:
+        """Score a batch of examples with `self.scorer`, which also gets the
+        span group's key (it is a setting, not in `cfg`).
+        """
+        kwargs.setdefault("spans_key", self.spans_key)
+        return super().score(examples, **kwargs)
 
     def _emissions(self, scores: List[Floats2d]) -> List[Floats2d]:
         """Per-token scores for the chain: a CRF tagger's own scores, or the
