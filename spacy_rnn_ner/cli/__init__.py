@@ -1,0 +1,1 @@
+"""Command-line tools: `python -m spacy_rnn_ner COMMAND ...`."""
