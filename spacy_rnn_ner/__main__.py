@@ -3,9 +3,13 @@ import sys
 from typing import Callable, Dict, Optional, Sequence
 
 from .cli.calibrate import calibrate_cli
+from .cli.debug_data import debug_data_cli
+from .cli.render import displacy_cli
 
 COMMANDS: Dict[str, Callable[[Sequence[str]], int]] = {
     "calibrate": calibrate_cli,
+    "debug-data": debug_data_cli,
+    "displacy": displacy_cli,
 }
 
 
