@@ -124,3 +124,13 @@ def test_cli_subprocess(model_dir, dev_path, tmp_path):
     assert result.returncode == 0, result.stderr
     t = float(next(l for l in result.stdout.splitlines() if l.startswith("temperature = ")).split("=")[1])
     assert spacy.load(out).get_pipe("rnn_ner").temperature == pytest.approx(t, abs=1e-4)
+
+
+def test_fit_without_spans_key(model_dir):
+    """A component configured without a span group computes no
+    probabilities; the fit uses a group of its own and leaves the setting."""
+    with_key = spacy.load(model_dir)
+    nlp = spacy.load(model_dir, config={"components": {"rnn_ner": {"spans_key": None}}})
+    assert nlp.get_pipe("rnn_ner").spans_key is None
+    assert fit_temperature(nlp, gold_docs(nlp)) == fit_temperature(with_key, gold_docs(with_key))
+    assert nlp.get_pipe("rnn_ner").spans_key is None
