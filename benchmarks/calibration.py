@@ -25,7 +25,10 @@ log-spaced grid, then golden-section search around the best grid point. The
 model runs once (`predict`); each T only reruns `set_annotations` on fresh
 copies of the docs. The fitted T is printed as a config line. Fit on dev data:
 the "after" numbers are measured on the data T was fitted on, so they are
-optimistic; check them on held-out data with `--temperature T`.
+optimistic; check them on held-out data with `--temperature T`. The search,
+the runs and the ECE are the package's (`spacy_rnn_ner.calibration`,
+`spacy_rnn_ner.scoring`); users fit and save the temperature with
+`python -m spacy_rnn_ner calibrate MODEL DEV.spacy --output MODEL_OUT`.
 
 Writes `OUT.md` and `OUT.json` (default `benchmarks/results/calibration`),
 with the command and date.
@@ -44,20 +47,14 @@ import spacy
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin
 
+from spacy_rnn_ner import calibration
+from spacy_rnn_ner.calibration import LOG_T_TOL, T_RANGE, gold_tokens, minimise_log_t, nll
+from spacy_rnn_ner.scoring import expected_calibration_error
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by file path
 import _common  # noqa: E402
 
 COMPONENT = "rnn_ner"
-T_RANGE = (0.25, 4.0)
-# Grid points per octave of T for the coarse search; the golden-section
-# search then narrows the bracket around the best grid point to this width
-# in log(T) (about 1% in T).
-GRID_PER_OCTAVE = 3
-LOG_T_TOL = 0.01
-# Probabilities are clipped into [EPS, 1 - EPS] for the NLL: a float32 entity
-# probability can round to exactly 1.0, and one wrong entity at 1.0 would make
-# the NLL infinite whatever T is.
-EPS = 1e-7
 PRECISION_THRESHOLDS = (0.5, 0.7, 0.9, 0.95, 0.99)
 RECALL_THRESHOLDS = (0.1, 0.3)
 BATCH_SIZE = 256
@@ -76,46 +73,22 @@ def load_gold(nlp: Language, path: Path) -> List[Doc]:
     return docs
 
 
-def input_doc(nlp: Language, gold: Doc) -> Doc:
-    """The gold doc's tokens with nothing else, so predictions align to gold
-    token offsets whatever the pipeline's tokenizer would do."""
-    return Doc(nlp.vocab, words=[t.text for t in gold], spaces=[bool(t.whitespace_) for t in gold])
-
-
 def run_to_component(nlp: Language, name: str, docs: List[Doc]) -> Tuple[List[Doc], list]:
-    """Run every pipe before `name`, then `name`'s `predict` only. RETURNS the
-    docs as `name` gets them and its scores, to be set on copies of them."""
-    names = nlp.pipe_names
-    if name not in names:
-        raise SystemExit(f"no component {name!r} in the pipeline (has {names})")
-    for pipe_name, proc in nlp.pipeline[: names.index(name)]:
-        docs = list(proc.pipe(docs, batch_size=BATCH_SIZE)) if hasattr(proc, "pipe") else [
-            proc(doc) for doc in docs
-        ]
-    ner = nlp.get_pipe(name)
-    scores: list = []
-    for i in range(0, len(docs), BATCH_SIZE):
-        scores.extend(ner.predict(docs[i : i + BATCH_SIZE]))
-    return docs, scores
+    """Every pipe before `name`, then `name`'s `predict` only (the package's
+    `calibration.predict_to`)."""
+    if name not in nlp.pipe_names:
+        raise SystemExit(f"no component {name!r} in the pipeline (has {nlp.pipe_names})")
+    return calibration.predict_to(nlp, name, docs)
 
 
 def annotate(
     ner, docs: List[Doc], scores: list, *, temperature: Optional[float], threshold: Optional[float]
 ) -> List[Doc]:
-    """`ner.set_annotations` on copies of `docs` with these settings; the
-    component's own settings are restored afterwards."""
-    saved = {a: getattr(ner, a) for a in ("threshold", "temperature") if hasattr(ner, a)}
-    copies = [doc.copy() for doc in docs]
-    try:
-        ner.threshold = threshold
-        if temperature is not None:
-            ner.temperature = temperature
-        for i in range(0, len(copies), BATCH_SIZE):
-            ner.set_annotations(copies[i : i + BATCH_SIZE], scores[i : i + BATCH_SIZE])
-    finally:
-        for attr, value in saved.items():
-            setattr(ner, attr, value)
-    return copies
+    """`ner.set_annotations` on copies of `docs` at this temperature (None:
+    the component's) and threshold (the package's `calibration.annotate`)."""
+    if temperature is None:
+        temperature = ner.temperature
+    return calibration.annotate(ner, docs, scores, temperature=temperature, threshold=threshold)
 
 
 # --- Pairs and metrics ------------------------------------------------------------
@@ -170,13 +143,6 @@ def collect(
     }
 
 
-def nll(probs: numpy.ndarray, correct: numpy.ndarray) -> float:
-    if not len(probs):
-        return float("nan")
-    p = numpy.clip(probs, EPS, 1.0 - EPS)
-    return float(-numpy.mean(numpy.where(correct, numpy.log(p), numpy.log1p(-p))))
-
-
 def reliability(probs: numpy.ndarray, correct: numpy.ndarray, n_bins: int) -> Dict[str, Any]:
     """Equal-width bins over [0, 1] (the last one closed), ECE, Brier, NLL.
     (No maximum calibration error: it is set by whichever bin holds one or
@@ -185,7 +151,6 @@ def reliability(probs: numpy.ndarray, correct: numpy.ndarray, n_bins: int) -> Di
     index = numpy.clip(numpy.searchsorted(edges, probs, side="right") - 1, 0, n_bins - 1)
     n = len(probs)
     bins = []
-    ece = 0.0
     for b in range(n_bins):
         in_bin = index == b
         count = int(in_bin.sum())
@@ -194,13 +159,12 @@ def reliability(probs: numpy.ndarray, correct: numpy.ndarray, n_bins: int) -> Di
             conf = float(probs[in_bin].mean())
             prec = float(correct[in_bin].mean())
             row.update(confidence=conf, precision=prec, gap=prec - conf)
-            ece += count / n * abs(prec - conf)
         bins.append(row)
     return {
         "n": n,
         "mean_confidence": float(probs.mean()) if n else float("nan"),
         "precision": float(correct.mean()) if n else float("nan"),
-        "ece": ece if n else float("nan"),
+        "ece": expected_calibration_error(probs, correct, n_bins),
         "brier": float(numpy.mean((probs - correct) ** 2)) if n else float("nan"),
         "nll": nll(probs, correct),
         "bins": bins,
@@ -253,37 +217,14 @@ def recall_mode(
 
 
 def fit_temperature(evaluate, lo: float, hi: float) -> Tuple[float, List[Tuple[float, float]]]:
-    """Minimise `evaluate(T)` (the NLL) over log(T) in [log lo, log hi]: a
-    grid first, since nothing promises one minimum, then golden-section
-    search between the best grid point's neighbours.
-    RETURNS: the best T and every (T, NLL) evaluated, sorted by T."""
-    cache: Dict[float, float] = {}
+    """The package's search (`calibration.minimise_log_t`), logging each T."""
 
-    def f(log_t: float) -> float:
-        if log_t not in cache:
-            cache[log_t] = evaluate(math.exp(log_t))
-            log(f"  T={math.exp(log_t):.4f}  NLL={cache[log_t]:.5f}")
-        return cache[log_t]
+    def logged(t: float) -> float:
+        value = evaluate(t)
+        log(f"  T={t:.4f}  NLL={value:.5f}")
+        return value
 
-    a, b = math.log(lo), math.log(hi)
-    n_grid = max(2, int(round((b - a) / math.log(2) * GRID_PER_OCTAVE)) + 1)
-    grid = list(numpy.linspace(a, b, n_grid))
-    values = [f(x) for x in grid]
-    best = int(numpy.argmin(values))
-    left, right = grid[max(best - 1, 0)], grid[min(best + 1, n_grid - 1)]
-    ratio = (math.sqrt(5) - 1) / 2
-    c = right - ratio * (right - left)
-    d = left + ratio * (right - left)
-    while right - left > LOG_T_TOL:
-        if f(c) <= f(d):
-            right, d = d, c
-            c = right - ratio * (right - left)
-        else:
-            left, c = c, d
-            d = left + ratio * (right - left)
-    best_log_t = min(cache, key=cache.get)
-    curve = sorted((math.exp(x), v) for x, v in cache.items())
-    return math.exp(best_log_t), curve
+    return minimise_log_t(logged, lo, hi)
 
 
 # --- Report -------------------------------------------------------------------------
@@ -483,7 +424,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     n_gold = sum(len(g) for g, _ in golds)
     log(f"{len(gold_docs)} docs, {n_gold} gold entities; running the pipeline")
     t0 = time.perf_counter()
-    docs, scores = run_to_component(nlp, args.component, [input_doc(nlp, d) for d in gold_docs])
+    docs, scores = run_to_component(nlp, args.component, [gold_tokens(nlp, d) for d in gold_docs])
     log(f"predict: {time.perf_counter() - t0:.1f}s")
 
     def pairs_at(temperature: Optional[float]) -> Dict[str, Any]:

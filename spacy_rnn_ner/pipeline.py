@@ -69,7 +69,7 @@ UNTRAINED_BIAS = -1e4
         "threshold": None,
         "temperature": 1.0,
         "incorrect_spans_key": None,
-        "scorer": {"@scorers": "spacy.ner_scorer.v1"},
+        "scorer": {"@scorers": "spacy-rnn-ner.span_scorer.v1"},
     },
     default_score_weights={
         "ents_f": 1.0,
@@ -107,7 +107,8 @@ def make_rnn_ner(
         `doc.spans[incorrect_spans_key]` of the reference docs are known NOT
         to be entities of their label (negative annotation), and training
         makes them improbable.
-    scorer (Optional[Callable]): Defaults to spaCy's NER scorer.
+    scorer (Optional[Callable]): Defaults to `spacy-rnn-ner.span_scorer.v1`:
+        spaCy's NER scores plus those of the span group (see scoring.py).
     """
     return RNNEntityRecognizer(
         nlp.vocab,
@@ -329,6 +330,13 @@ class RNNEntityRecognizer(TrainablePipe):
         """The objective over the current tags (the kind of which was chosen
         from the model when the component was built)."""
         return self._loss_class(self.model, self.tags)
+
+    def score(self, examples: Iterable[Example], **kwargs) -> Dict[str, object]:
+        """Score a batch of examples with `self.scorer`, which also gets the
+        span group's key (it is a setting, not in `cfg`).
+        """
+        kwargs.setdefault("spans_key", self.spans_key)
+        return super().score(examples, **kwargs)
 
     def update(
         self,

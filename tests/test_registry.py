@@ -8,6 +8,7 @@ from spacy.util import registry
 GROUPS = {
     "spacy_architectures": "architectures",
     "thinc_layers": "layers",
+    "spacy_scorers": "scorers",
 }
 EXPECTED = {
     "spacy_factories": {"rnn_ner"},
@@ -27,6 +28,7 @@ EXPECTED = {
         "spacy-rnn-ner.TokenDropout.v1",
         "spacy-rnn-ner.LockedDropout.v1",
     },
+    "spacy_scorers": {"spacy-rnn-ner.span_scorer.v1"},
 }
 
 
