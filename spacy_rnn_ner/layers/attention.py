@@ -193,21 +193,25 @@ class _Group:
         self.lens = [lengths[i] for i in doc_ids]
         self.B, self.T, self.H = len(doc_ids), self.lens[0], heads
         pos = xp.arange(self.T)
-        self.doc_lens = xp.asarray(self.lens).reshape(-1, 1)
-        self.valid = pos[None, :] < self.doc_lens
+        self.valid = pos[None, :] < xp.asarray(self.lens).reshape(-1, 1)
         offsets = xp.asarray([starts[i] for i in doc_ids]).reshape(-1, 1)
         self.rows = xp.where(self.valid, offsets + pos[None, :], 0)
         self.flat_rows = self.rows[self.valid]
+        self.padded = min(self.lens) < self.T
+        self.key_bias = None
+        if self.padded:
+            # Added to the scores: padded keys get no weight.
+            self.key_bias = xp.where(self.valid, 0.0, MASKED)[:, None, None, :]
 
     def heads_of(self, M):
-        """(flat rows, width) -> (B, H, T, width // H)."""
+        """(flat rows, width) -> contiguous (B, H, T, width // H)."""
         P = M[self.rows.ravel()].reshape(self.B, self.T, self.H, -1)
-        return P.transpose(0, 2, 1, 3)
+        return P.transpose(0, 2, 1, 3).copy()
 
     def scatter(self, out, M) -> None:
         """Add (B, H, T, d) back into the flat rows of `out`."""
         P = M.transpose(0, 2, 1, 3).reshape(self.B, self.T, -1)
-        out[self.flat_rows] += P[self.valid]
+        out[self.flat_rows] += P[self.valid] if self.padded else P.reshape(-1, P.shape[-1])
 
     def blocks(self, window: int) -> Iterator[Tuple[int, int, int, int]]:
         """(q0, q1, k0, k1): query block and the key range it can reach."""
@@ -240,36 +244,64 @@ def distance_buckets(xp, rel, n_buckets: int, max_distance: int):
     return bucket + n * (rel > 0)
 
 
-def _block_scores(model, g: _Group, Qh, Kh, R, q0, q1, k0, k1):
-    """Scaled, biased and masked scores (B, H, q, k) and the key mask."""
-    xp = model.ops.xp
-    window = model.attrs["window"]
-    d = Qh.shape[-1]
-    S = xp.matmul(Qh[:, :, q0:q1], Kh[:, :, k0:k1].transpose(0, 1, 3, 2)) * (1.0 / math.sqrt(d))
-    rel = xp.arange(k0, k1)[None, :] - xp.arange(q0, q1)[:, None]
-    bucket = None
-    if R is not None:
-        bucket = distance_buckets(xp, rel, model.attrs["n_buckets"], model.attrs["max_distance"])
-        S += R[:, bucket][None]
-    keep = g.valid[:, None, None, k0:k1]
-    if window:
-        keep = keep & (xp.abs(rel) <= window)[None, None]
-    S = xp.where(keep, S, MASKED)
-    return S, bucket
+class _BlockBias:
+    """The (heads, queries, keys) term added to a block's scores: distance
+    bias and window mask. It depends only on where the keys start relative to
+    the queries and on the block's shape, so the interior blocks of a window
+    share one: computed once per pass, not per block."""
+
+    def __init__(self, model: Model, R, dtype):
+        self.xp = model.ops.xp
+        self.R = R
+        self.window = model.attrs["window"]
+        self.n_buckets = model.attrs["n_buckets"]
+        self.max_distance = model.attrs["max_distance"]
+        self.dtype = dtype
+        self.cache: dict = {}
+
+    def __call__(self, q0: int, q1: int, k0: int, k1: int):
+        """(bias or None, buckets or None) for the block."""
+        key = (k0 - q0, q1 - q0, k1 - k0)
+        if key not in self.cache:
+            xp = self.xp
+            rel = xp.arange(k0, k1)[None, :] - xp.arange(q0, q1)[:, None]
+            bias = bucket = None
+            if self.R is not None:
+                bucket = distance_buckets(xp, rel, self.n_buckets, self.max_distance)
+                bias = self.R[:, bucket]
+            if self.window and int(xp.abs(rel).max()) > self.window:
+                outside = xp.where(xp.abs(rel) <= self.window, 0.0, MASKED).astype(self.dtype)
+                bias = outside[None] if bias is None else bias + outside
+            self.cache[key] = (bias, bucket)
+        return self.cache[key]
+
+
+def _block_scores(g: _Group, Qs, Kh, bias, q0, q1, k0, k1):
+    """Biased and masked scores (B, H, q, k) of queries Qs, pre-scaled."""
+    S = Qs[:, :, q0:q1] @ Kh[:, :, k0:k1].transpose(0, 1, 3, 2)
+    if bias is not None:
+        S += bias
+    if g.key_bias is not None:
+        S += g.key_bias[..., k0:k1]
+    return S
 
 
 def _attend_forward(model, g: _Group, Q, K, V, R, A):
     xp = model.ops.xp
     Qh, Kh, Vh = g.heads_of(Q), g.heads_of(K), g.heads_of(V)
+    Qh *= 1.0 / math.sqrt(Qh.shape[-1])
+    block_bias = _BlockBias(model, R, Q.dtype)
     lse = xp.empty((g.B, g.H, g.T, 1), dtype=Q.dtype)
     out = xp.empty_like(Qh)
     for q0, q1, k0, k1 in g.blocks(model.attrs["window"]):
-        S, _ = _block_scores(model, g, Qh, Kh, R, q0, q1, k0, k1)
+        bias, _ = block_bias(q0, q1, k0, k1)
+        S = _block_scores(g, Qh, Kh, bias, q0, q1, k0, k1)
         m = S.max(axis=-1, keepdims=True)
-        P = xp.exp(S - m)
+        S -= m
+        P = xp.exp(S, out=S)
         total = P.sum(axis=-1, keepdims=True)
         lse[:, :, q0:q1] = m + xp.log(total)
-        out[:, :, q0:q1] = xp.matmul(P / total, Vh[:, :, k0:k1])
+        out[:, :, q0:q1] = (P @ Vh[:, :, k0:k1]) / total
     g.scatter(A, out)
     return lse
 
@@ -277,26 +309,35 @@ def _attend_forward(model, g: _Group, Q, K, V, R, A):
 def _attend_backward(model, g: _Group, Q, K, V, R, A, lse, dA, dQKV, dR) -> None:
     xp = model.ops.xp
     nO = Q.shape[1]
+    scale = 1.0 / math.sqrt(nO // g.H)
     Qh, Kh, Vh = g.heads_of(Q), g.heads_of(K), g.heads_of(V)
+    Qh *= scale
     # Padded query rows gather row 0's gradient: zero it.
-    dAh = g.heads_of(dA) * g.valid[:, None, :, None]
+    dAh = g.heads_of(dA)
+    if g.padded:
+        dAh *= g.valid[:, None, :, None]
     # D_i = sum_j P_ij dP_ij = dA_i . A_i (FlashAttention's row term).
     Dh = (dAh * g.heads_of(A)).sum(axis=-1, keepdims=True)
     dQh, dKh, dVh = xp.zeros_like(Qh), xp.zeros_like(Kh), xp.zeros_like(Vh)
-    scale = 1.0 / math.sqrt(Qh.shape[-1])
+    block_bias = _BlockBias(model, R, Q.dtype)
     for q0, q1, k0, k1 in g.blocks(model.attrs["window"]):
-        S, bucket = _block_scores(model, g, Qh, Kh, R, q0, q1, k0, k1)
-        P = xp.exp(S - lse[:, :, q0:q1])
+        bias, bucket = block_bias(q0, q1, k0, k1)
+        S = _block_scores(g, Qh, Kh, bias, q0, q1, k0, k1)
+        S -= lse[:, :, q0:q1]
+        P = xp.exp(S, out=S)
         dAb = dAh[:, :, q0:q1]
-        dVh[:, :, k0:k1] += xp.matmul(P.transpose(0, 1, 3, 2), dAb)
-        dS = P * (xp.matmul(dAb, Vh[:, :, k0:k1].transpose(0, 1, 3, 2)) - Dh[:, :, q0:q1])
+        dVh[:, :, k0:k1] += P.transpose(0, 1, 3, 2) @ dAb
+        dS = dAb @ Vh[:, :, k0:k1].transpose(0, 1, 3, 2)
+        dS -= Dh[:, :, q0:q1]
+        dS *= P
         if dR is not None:
             per_head = dS.sum(axis=0).reshape(g.H, -1)
             flat = bucket.ravel()
             for h in range(g.H):
                 dR[h] += xp.bincount(flat, weights=per_head[h], minlength=dR.shape[1])
-        dS *= scale
-        dQh[:, :, q0:q1] += xp.matmul(dS, Kh[:, :, k0:k1])
-        dKh[:, :, k0:k1] += xp.matmul(dS.transpose(0, 1, 3, 2), Qh[:, :, q0:q1])
+        # Scores are (scale Q) . K: the scale goes to dQ here, and dK gets
+        # it through the scaled Qh.
+        dQh[:, :, q0:q1] += (dS @ Kh[:, :, k0:k1]) * scale
+        dKh[:, :, k0:k1] += dS.transpose(0, 1, 3, 2) @ Qh[:, :, q0:q1]
     for i, M in enumerate((dQh, dKh, dVh)):
         g.scatter(dQKV[:, i * nO : (i + 1) * nO], M)
