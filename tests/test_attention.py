@@ -5,9 +5,11 @@ import tracemalloc
 
 import numpy
 import pytest
+import spacy
 from numpy.testing import assert_allclose
+from spacy.training import Example
 from spacy.util import registry
-from thinc.api import fix_random_seed, set_dropout_rate
+from thinc.api import Adam, fix_random_seed, set_dropout_rate
 
 from spacy_rnn_ner.layers import attention
 from spacy_rnn_ner.layers.attention import SelfAttention, distance_buckets
@@ -237,3 +239,53 @@ def test_width_not_divisible_by_heads():
     layer = SelfAttention(heads=4)
     with pytest.raises(ValueError, match="divisible"):
         layer.initialize(X=[numpy.zeros((2, 6), dtype="f")])
+
+
+# --- RNNAttentionEncoder.v1 ---------------------------------------------------
+
+
+def _attention_encoder(**kwargs):
+    build = registry.architectures.get("spacy-rnn-ner.RNNAttentionEncoder.v1")
+    return build(**{"width": 8, "depth": 1, "attention_heads": 2, **kwargs})
+
+
+@pytest.mark.parametrize("window", [0, 2])
+def test_encoder_shapes_and_batching(window):
+    fix_random_seed(0)
+    model = _attention_encoder(attention_window=window)
+    Xs = [numpy.random.uniform(-1, 1, (n, 5)).astype("f") for n in (3, 1, 0, 11)]
+    model.initialize(X=Xs)
+    assert model.get_dim("nO") == 8
+    Ys = model.predict(Xs)
+    assert [Y.shape for Y in Ys] == [(3, 8), (1, 8), (0, 8), (11, 8)]
+    for X, Y in zip(Xs, Ys):
+        assert_allclose(model.predict([X])[0], Y, rtol=1e-5, atol=1e-6)
+
+
+def test_encoder_width_must_divide_by_heads():
+    with pytest.raises(ValueError, match="divisible"):
+        _attention_encoder(width=10, attention_heads=4)
+
+
+def test_encoder_pipeline_learns_and_round_trips():
+    fix_random_seed(0)
+    config = {"model": {"tok2vec": {"encode": {
+        "@architectures": "spacy-rnn-ner.RNNAttentionEncoder.v1", "width": 32,
+        "attention_heads": 4, "attention_window": 3, "attention_dropout": 0.1}}}}
+    nlp = spacy.blank("en")
+    nlp.add_pipe("rnn_ner", config=config)
+    text = "Vincent and Jules drove to Hollywood ."
+    entities = {"entities": [(0, 7, "PER"), (12, 17, "PER"), (27, 36, "LOC")]}
+    examples = [Example.from_dict(nlp.make_doc(text), entities)]
+    nlp.initialize(lambda: examples)
+    optimizer = Adam(0.01)
+    losses = [nlp.update(examples, sgd=optimizer)["rnn_ner"] for _ in range(60)]
+    assert losses[-1] < 0.1 * losses[0]
+    predicted = [(e.text, e.label_) for e in nlp(text).ents]
+    assert predicted == [("Vincent", "PER"), ("Jules", "PER"), ("Hollywood", "LOC")]
+    nlp2 = spacy.blank("en")
+    nlp2.add_pipe("rnn_ner", config=config)
+    nlp2.from_bytes(nlp.to_bytes())
+    assert [(e.text, e.label_) for e in nlp2(text).ents] == predicted
+    assert_allclose(nlp2.get_pipe("rnn_ner").predict([nlp2.make_doc(text)])[0],
+                    nlp.get_pipe("rnn_ner").predict([nlp.make_doc(text)])[0], rtol=1e-6)
