@@ -182,8 +182,8 @@ def _peak_memory(layer, n: int, width: int) -> int:
 def test_long_document_memory_is_bounded():
     """20,000 tokens, window 64, forward + backward: memory grows linearly
     with the length and stays a few dozen (n x width) arrays, far below one
-    20,000 x 20,000 float32 score matrix per head (1.6 GB). Measured: ~109
-    MB peak at 20,000 tokens (about 21 arrays of n x width)."""
+    20,000 x 20,000 float32 score matrix per head (1.6 GB). Measured: ~90
+    MB peak at 20,000 tokens (about 18 arrays of n x width)."""
     width = 64
     layer = make_layer(width=width, dtype="float32", heads=4, window=64)
     peak_5k = _peak_memory(layer, 5_000, width)

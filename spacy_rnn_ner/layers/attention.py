@@ -131,19 +131,23 @@ def forward(model: Model[InT, InT], Xs: InT, is_train: bool) -> Tuple[InT, Calla
     G = model.get_param("G").astype(dtype, copy=False)
     R = model.get_param("R").astype(dtype, copy=False) if model.attrs["distance_bias"] else None
     QKV = X @ Wqkv.T + bqkv
-    Q, K, V = QKV[:, :nO], QKV[:, nO : 2 * nO], QKV[:, 2 * nO :]
     groups = [_Group(xp, idx, lengths, H) for idx in length_buckets(lengths)]
     A = xp.zeros_like(X)
-    lses = [_attend_forward(model, g, Q, K, V, R, A) for g in groups]
+    # Per group: log-sum-exp of every score row and, in training, the
+    # (scaled) query, key and value heads, which backprop needs.
+    saved = [_attend_forward(model, g, QKV, R, A, keep=is_train) for g in groups]
+    del QKV
     O = A @ Wo.T + bo
     rate = model.attrs[RATE_ATTR]
     mask = ops.get_dropout_mask(O.shape, rate) if is_train and rate > 0 else None
     if mask is not None:
         O *= mask
     Z = X + O
-    mu = Z.mean(axis=1, keepdims=True)
-    inv = 1.0 / xp.sqrt(((Z - mu) ** 2).mean(axis=1, keepdims=True) + LN_EPS)
-    N = (Z - mu) * inv
+    del O
+    Z -= Z.mean(axis=1, keepdims=True)
+    inv = 1.0 / xp.sqrt((Z**2).mean(axis=1, keepdims=True) + LN_EPS)
+    N = Z * inv
+    del Z
     Y = N * G + model.get_param("B").astype(dtype, copy=False)
     Ys = _split(ops, Y, lengths)
 
@@ -151,21 +155,25 @@ def forward(model: Model[InT, InT], Xs: InT, is_train: bool) -> Tuple[InT, Calla
         dY = xp.concatenate(dYs) if len(dYs) > 1 else dYs[0]
         _inc_grad(model, "G", (dY * N).sum(axis=0))
         _inc_grad(model, "B", dY.sum(axis=0))
-        dN = dY * G
-        dZ = inv * (dN - dN.mean(axis=1, keepdims=True) - N * (dN * N).mean(axis=1, keepdims=True))
+        dZ = dY * G
+        dZ -= dZ.mean(axis=1, keepdims=True) + N * (dZ * N).mean(axis=1, keepdims=True)
+        dZ *= inv
         dO = dZ * mask if mask is not None else dZ
         _inc_grad(model, "Wo", (dO.T @ A))
         _inc_grad(model, "bo", dO.sum(axis=0))
         dA = dO @ Wo
-        dQKV = xp.zeros_like(QKV)
+        # D_i = sum_j P_ij dP_ij = dA_i . A_i per head (FlashAttention's row term).
+        D = (dA * A).reshape(A.shape[0], H, -1).sum(axis=-1)
+        dQKV = xp.zeros((X.shape[0], 3 * nO), dtype=dtype)
         dR = xp.zeros_like(R) if R is not None else None
-        for group, lse in zip(groups, lses):
-            _attend_backward(model, group, Q, K, V, R, A, lse, dA, dQKV, dR)
+        for group, (lse, heads) in zip(groups, saved):
+            _attend_backward(model, group, heads, R, lse, dA, D, dQKV, dR)
         if dR is not None:
             _inc_grad(model, "R", dR)
         _inc_grad(model, "Wqkv", (dQKV.T @ X))
         _inc_grad(model, "bqkv", dQKV.sum(axis=0))
-        dX = dZ + dQKV @ Wqkv
+        dX = dQKV @ Wqkv
+        dX += dZ
         return _split(ops, dX, lengths)
 
     return Ys, backprop
@@ -286,12 +294,15 @@ def _block_scores(g: _Group, Qs, Kh, bias, q0, q1, k0, k1):
     return S
 
 
-def _attend_forward(model, g: _Group, Q, K, V, R, A):
+def _attend_forward(model, g: _Group, QKV, R, A, keep: bool):
+    """Attention of one group into the flat rows of A; returns the
+    log-sum-exp of every score row and, if `keep`, the heads (Q scaled)."""
     xp = model.ops.xp
-    Qh, Kh, Vh = g.heads_of(Q), g.heads_of(K), g.heads_of(V)
-    Qh *= 1.0 / math.sqrt(Qh.shape[-1])
-    block_bias = _BlockBias(model, R, Q.dtype)
-    lse = xp.empty((g.B, g.H, g.T, 1), dtype=Q.dtype)
+    nO = A.shape[1]
+    Qh, Kh, Vh = (g.heads_of(QKV[:, i * nO : (i + 1) * nO]) for i in range(3))
+    Qh *= 1.0 / math.sqrt(nO // g.H)
+    block_bias = _BlockBias(model, R, QKV.dtype)
+    lse = xp.empty((g.B, g.H, g.T, 1), dtype=QKV.dtype)
     out = xp.empty_like(Qh)
     for q0, q1, k0, k1 in g.blocks(model.attrs["window"]):
         bias, _ = block_bias(q0, q1, k0, k1)
@@ -303,23 +314,22 @@ def _attend_forward(model, g: _Group, Q, K, V, R, A):
         lse[:, :, q0:q1] = m + xp.log(total)
         out[:, :, q0:q1] = (P @ Vh[:, :, k0:k1]) / total
     g.scatter(A, out)
-    return lse
+    return lse, ((Qh, Kh, Vh) if keep else None)
 
 
-def _attend_backward(model, g: _Group, Q, K, V, R, A, lse, dA, dQKV, dR) -> None:
+def _attend_backward(model, g: _Group, heads, R, lse, dA, D, dQKV, dR) -> None:
     xp = model.ops.xp
-    nO = Q.shape[1]
+    Qh, Kh, Vh = heads
+    nO = dA.shape[1]
     scale = 1.0 / math.sqrt(nO // g.H)
-    Qh, Kh, Vh = g.heads_of(Q), g.heads_of(K), g.heads_of(V)
-    Qh *= scale
-    # Padded query rows gather row 0's gradient: zero it.
     dAh = g.heads_of(dA)
+    Dh = D[g.rows].transpose(0, 2, 1)[..., None]
     if g.padded:
+        # Padded query rows gathered row 0's gradient and D: zero them.
         dAh *= g.valid[:, None, :, None]
-    # D_i = sum_j P_ij dP_ij = dA_i . A_i (FlashAttention's row term).
-    Dh = (dAh * g.heads_of(A)).sum(axis=-1, keepdims=True)
+        Dh = Dh * g.valid[:, None, :, None]
     dQh, dKh, dVh = xp.zeros_like(Qh), xp.zeros_like(Kh), xp.zeros_like(Vh)
-    block_bias = _BlockBias(model, R, Q.dtype)
+    block_bias = _BlockBias(model, R, dA.dtype)
     for q0, q1, k0, k1 in g.blocks(model.attrs["window"]):
         bias, bucket = block_bias(q0, q1, k0, k1)
         S = _block_scores(g, Qh, Kh, bias, q0, q1, k0, k1)
