@@ -226,7 +226,8 @@ def test_registered_and_infers_width():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"heads": 0}, {"window": -1}, {"heads": 2.0}, {"dropout": 1.0}, {"n_buckets": 2}, {"max_distance": 3}],
+    [{"heads": 0}, {"window": -1}, {"heads": 2.0}, {"dropout": 1.0}, {"n_buckets": 2}, {"n_buckets": 9},
+     {"max_distance": 3}],
 )
 def test_bad_settings_raise(kwargs):
     with pytest.raises(ValueError, match="SelfAttention"):

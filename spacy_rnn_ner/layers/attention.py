@@ -61,6 +61,8 @@ def SelfAttention(
     for name, value, low in (("heads", heads, 1), ("window", window, 0), ("n_buckets", n_buckets, 4)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"SelfAttention: {name} must be an int >= {low}, got {value!r}")
+    if n_buckets % 2:
+        raise ValueError(f"SelfAttention: n_buckets must be even (half per direction), got {n_buckets}")
     if max_distance < n_buckets // 2:
         raise ValueError(f"SelfAttention: max_distance must be >= n_buckets // 2, got {max_distance}")
     if isinstance(dropout, bool) or not 0.0 <= dropout < 1.0:
@@ -149,7 +151,7 @@ def forward(model: Model[InT, InT], Xs: InT, is_train: bool) -> Tuple[InT, Calla
     N = Z * inv
     del Z
     Y = N * G + model.get_param("B").astype(dtype, copy=False)
-    Ys = _split(ops, Y, lengths)
+    Ys = _split(Y, lengths)
 
     def backprop(dYs: InT) -> InT:
         dY = xp.concatenate(dYs) if len(dYs) > 1 else dYs[0]
@@ -174,7 +176,7 @@ def forward(model: Model[InT, InT], Xs: InT, is_train: bool) -> Tuple[InT, Calla
         _inc_grad(model, "bqkv", dQKV.sum(axis=0))
         dX = dQKV @ Wqkv
         dX += dZ
-        return _split(ops, dX, lengths)
+        return _split(dX, lengths)
 
     return Ys, backprop
 
@@ -183,7 +185,7 @@ def _inc_grad(model: Model, name: str, grad) -> None:
     model.inc_grad(name, grad.astype(model.get_param(name).dtype, copy=False))
 
 
-def _split(ops, Y, lengths: List[int]) -> InT:
+def _split(Y, lengths: List[int]) -> InT:
     starts = [0]
     for n in lengths:
         starts.append(starts[-1] + n)
@@ -227,7 +229,9 @@ class _Group:
         if window == 0:
             size = max(1, min(T, BLOCK_ELEMENTS // (self.B * self.H * T)))
         else:
-            size = max(1, min(T, window))
+            # At least 32 queries a block: a small window would otherwise
+            # mean a Python loop step per few tokens.
+            size = max(1, min(T, max(window, 32)))
             while size > 1 and self.B * self.H * size * min(T, size + 2 * window) > BLOCK_ELEMENTS:
                 size //= 2
         for q0 in range(0, T, size):
