@@ -268,7 +268,8 @@ def test_attention_cost_docs_and_ratios():
         rows.append({"length": 50, "docs": 40, "mode": "peak", "system": system, "peak_bytes": peak})
     report = {
         "command": "python benchmarks/attention_cost.py", "date": "2026-12-01",
-        "args": {"threads": 1, "input_width": 8, "tokens": 2000, "width": 8, "heads": 2, "repeats": 1},
+        "args": {"threads": 1, "input_width": 8, "tokens": 2000, "width": 8, "heads": 2, "repeats": 1,
+                 "slow_seconds": 30.0},
         "load_average": {"start": [1.0], "end": [1.0]},
         "machine": {"cpu": "x", "versions": {"numpy": "2"}, "git": "abc"},
         "results": rows,
