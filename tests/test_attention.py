@@ -121,11 +121,13 @@ def test_gradients_match_finite_differences(settings):
         assert max_rel_error(analytic, numeric_grad(loss, layer.get_param(name), 1e-6)) < 1e-5, name
 
 
-def test_padding_and_other_docs_do_not_change_a_doc():
-    """Batched (docs padded together) == one by one, forward and backward."""
+@pytest.mark.parametrize("lengths", [(20, 3, 0, 19, 1, 7), (6, 0, 6, 6), (5, 5)])
+def test_padding_and_other_docs_do_not_change_a_doc(lengths):
+    """Batched (docs padded together, or equal lengths with and without a
+    gap) == one by one, forward and backward."""
     layer = make_layer(heads=2, window=3)
     rng = numpy.random.RandomState(4)
-    Xs = [rng.normal(size=(n, 8)) for n in (20, 3, 0, 19, 1, 7)]
+    Xs = [rng.normal(size=(n, 8)) for n in lengths]
     dYs = [rng.normal(size=X.shape) for X in Xs]
     Ys, backprop = layer.begin_update(Xs)
     dXs = backprop(dYs)

@@ -134,7 +134,8 @@ def forward(model: Model[InT, InT], Xs: InT, is_train: bool) -> Tuple[InT, Calla
     R = model.get_param("R").astype(dtype, copy=False) if model.attrs["distance_bias"] else None
     QKV = X @ Wqkv.T + bqkv
     groups = [_Group(xp, idx, lengths, H) for idx in length_buckets(lengths)]
-    A = xp.zeros_like(X)
+    # Every row of A and dQKV belongs to one group, which writes it.
+    A = xp.empty_like(X)
     # Per group: log-sum-exp of every score row and, in training, the
     # (scaled) query, key and value heads, which backprop needs.
     saved = [_attend_forward(model, g, QKV, R, A, keep=is_train) for g in groups]
@@ -166,7 +167,7 @@ def forward(model: Model[InT, InT], Xs: InT, is_train: bool) -> Tuple[InT, Calla
         dA = dO @ Wo
         # D_i = sum_j P_ij dP_ij = dA_i . A_i per head (FlashAttention's row term).
         D = (dA * A).reshape(A.shape[0], H, -1).sum(axis=-1)
-        dQKV = xp.zeros((X.shape[0], 3 * nO), dtype=dtype)
+        dQKV = xp.empty((X.shape[0], 3 * nO), dtype=dtype)
         dR = xp.zeros_like(R) if R is not None else None
         for group, (lse, heads) in zip(groups, saved):
             _attend_backward(model, group, heads, R, lse, dA, D, dQKV, dR)
@@ -208,6 +209,11 @@ class _Group:
         self.rows = xp.where(self.valid, offsets + pos[None, :], 0)
         self.flat_rows = self.rows[self.valid]
         self.padded = min(self.lens) < self.T
+        # Unpadded docs that follow each other in the batch: their rows are
+        # one slice of the flat arrays, no gather or scatter needed.
+        self.span = None
+        if not self.padded and list(doc_ids) == list(range(doc_ids[0], doc_ids[0] + self.B)):
+            self.span = slice(starts[doc_ids[0]], starts[doc_ids[0]] + self.B * self.T)
         self.key_bias = None
         if self.padded:
             # Added to the scores: padded keys get no weight.
@@ -215,13 +221,17 @@ class _Group:
 
     def heads_of(self, M):
         """(flat rows, width) -> contiguous (B, H, T, width // H)."""
-        P = M[self.rows.ravel()].reshape(self.B, self.T, self.H, -1)
-        return P.transpose(0, 2, 1, 3).copy()
+        rows = M[self.span] if self.span is not None else M[self.rows.ravel()]
+        return rows.reshape(self.B, self.T, self.H, -1).transpose(0, 2, 1, 3).copy()
 
     def scatter(self, out, M) -> None:
-        """Add (B, H, T, d) back into the flat rows of `out`."""
+        """Write (B, H, T, d) into the group's flat rows of `out` (each row
+        belongs to one group)."""
         P = M.transpose(0, 2, 1, 3).reshape(self.B, self.T, -1)
-        out[self.flat_rows] += P[self.valid] if self.padded else P.reshape(-1, P.shape[-1])
+        if self.span is not None:
+            out[self.span] = P.reshape(-1, P.shape[-1])
+        else:
+            out[self.flat_rows] = P[self.valid] if self.padded else P.reshape(-1, P.shape[-1])
 
     def blocks(self, window: int) -> Iterator[Tuple[int, int, int, int]]:
         """(q0, q1, k0, k1): query block and the key range it can reach."""
@@ -332,7 +342,8 @@ def _attend_backward(model, g: _Group, heads, R, lse, dA, D, dQKV, dR) -> None:
         # Padded query rows gathered row 0's gradient and D: zero them.
         dAh *= g.valid[:, None, :, None]
         Dh = Dh * g.valid[:, None, :, None]
-    dQh, dKh, dVh = xp.zeros_like(Qh), xp.zeros_like(Kh), xp.zeros_like(Vh)
+    # Query blocks are disjoint and cover every row: dQ is written, not added to.
+    dQh, dKh, dVh = xp.empty_like(Qh), xp.zeros_like(Kh), xp.zeros_like(Vh)
     block_bias = _BlockBias(model, R, dA.dtype)
     for q0, q1, k0, k1 in g.blocks(model.attrs["window"]):
         bias, bucket = block_bias(q0, q1, k0, k1)
@@ -351,7 +362,7 @@ def _attend_backward(model, g: _Group, heads, R, lse, dA, D, dQKV, dR) -> None:
                 dR[h] += xp.bincount(flat, weights=per_head[h], minlength=dR.shape[1])
         # Scores are (scale Q) . K: the scale goes to dQ here, and dK gets
         # it through the scaled Qh.
-        dQh[:, :, q0:q1] += (dS @ Kh[:, :, k0:k1]) * scale
+        dQh[:, :, q0:q1] = (dS @ Kh[:, :, k0:k1]) * scale
         dKh[:, :, k0:k1] += dS.transpose(0, 1, 3, 2) @ Qh[:, :, q0:q1]
     for i, M in enumerate((dQh, dKh, dVh)):
         g.scatter(dQKV[:, i * nO : (i + 1) * nO], M)
