@@ -270,7 +270,9 @@ class _BlockBias:
     """The (heads, queries, keys) term added to a block's scores: distance
     bias and window mask. It depends only on where the keys start relative to
     the queries and on the block's shape, so the interior blocks of a window
-    share one: computed once per pass, not per block."""
+    share one: it is computed once for a run of such blocks. Only the last
+    one is kept: with window 0 every block differs, and keeping them all
+    would hold heads x n x n values."""
 
     def __init__(self, model: Model, R, dtype):
         self.xp = model.ops.xp
@@ -285,11 +287,15 @@ class _BlockBias:
         """(bias or None, buckets or None) for the block."""
         key = (k0 - q0, q1 - q0, k1 - k0)
         if key not in self.cache:
+            self.cache.clear()
             xp = self.xp
-            rel = xp.arange(k0, k1)[None, :] - xp.arange(q0, q1)[:, None]
+            rel = xp.arange(k0, k1, dtype="int32")[None, :] - xp.arange(q0, q1, dtype="int32")[:, None]
             bias = bucket = None
             if self.R is not None:
-                bucket = distance_buckets(xp, rel, self.n_buckets, self.max_distance)
+                # Bucket the distinct distances, then look them up.
+                lo = k0 - (q1 - 1)
+                per_distance = distance_buckets(xp, xp.arange(lo, k1 - q0), self.n_buckets, self.max_distance)
+                bucket = per_distance[rel - lo]
                 bias = self.R[:, bucket]
             if self.window and int(xp.abs(rel).max()) > self.window:
                 outside = xp.where(xp.abs(rel) <= self.window, 0.0, MASKED).astype(self.dtype)
