@@ -15,10 +15,10 @@ def select(xp_module, dtype) -> Backend:
     """The fastest backend that runs arrays of `xp_module` and `dtype` here
     (what `cells.backend_info` reports for numpy float32)."""
     if cells.packed_available(xp_module, dtype):
-        return avx512.BACKEND
+        return BACKENDS["avx512"]
     if cells.kernels_available(xp_module, dtype):
-        return ckernels.BACKEND
-    return xp.BACKEND
+        return BACKENDS["c"]
+    return BACKENDS["numpy"]
 
 
 def available() -> list:
