@@ -468,3 +468,45 @@ def test_layer_runs_the_selected_backend(monkeypatch, backend, is_train):
 
 def test_float64_takes_the_xp_backend():
     assert backends.select(numpy, numpy.dtype("float64")).name == "numpy"
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("variant", ["numpy-products", "blis-products", "c-backward", "c-backward-blis"])
+def test_product_variants_match(monkeypatch, cell, variant):
+    """The AVX-512 backend with its packed products swapped out (what
+    benchmarks/gemm.py measures) computes the same outputs and gradients."""
+    from spacy_rnn_ner.layers.backends import avx512, base, ckernels
+
+    _needs_packed()
+    model = RNN(nO=40, nI=7, cell=cell, bidirectional=True, depth=2)
+    Xp, _ = make_padded([11, 9, 8, 4, 1], 7)
+    model.initialize(X=Xp)
+    packed = _run(model, Xp)
+    if variant.startswith("c-backward"):
+        monkeypatch.setattr(avx512, "PACKED_BACKWARD", False)
+    else:
+        monkeypatch.setattr(avx512, "PRODUCTS", numpy.matmul if variant == "numpy-products" else base.blis_matmul)
+    if variant == "c-backward-blis":
+        monkeypatch.setattr(ckernels, "MATMUL", base.blis_matmul)
+    other = _run(model, Xp)
+    numpy.testing.assert_array_equal(packed[0], other[0])
+    numpy.testing.assert_allclose(packed[1], other[1], rtol=1e-4, atol=1e-5)
+    for name in packed[2]:
+        numpy.testing.assert_allclose(packed[2][name], other[2][name], rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_blis_matmul_on_the_c_backend(monkeypatch, backend):
+    """ckernels.MATMUL = blis: same results as numpy's products."""
+    from spacy_rnn_ner.layers.backends import base, ckernels
+
+    if backend != "c":
+        pytest.skip("the c backend's products")
+    model = RNN(nO=16, nI=5, cell="lstm", bidirectional=True)
+    Xp, _ = make_padded([6, 3, 1], 5)
+    model.initialize(X=Xp)
+    plain = _run(model, Xp), model.predict(Xp).data.copy()
+    monkeypatch.setattr(ckernels, "MATMUL", base.blis_matmul)
+    blis = _run(model, Xp), model.predict(Xp).data.copy()
+    numpy.testing.assert_allclose(plain[1], blis[1], rtol=1e-5, atol=1e-6)
+    for a, b in zip(plain[0][:2], blis[0][:2]):
+        numpy.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -6,20 +6,25 @@ are still in registers. Backprop runs all steps in one C call too
 pass, `cells.PackedMatrix`), then one kernel makes the weight gradients
 (`cells.weight_gradient`) and a packed product the input gradient.
 
-`PRODUCTS` picks the weight- and input-gradient products of backprop:
-"packed" (the hand-written kernels above, the default) or a function
-`matmul(A, B)` (numpy's, blis's: benchmarks/gemm.py compares them).
+Switches for benchmarks/gemm.py, which measures what the hand-written
+products gain: `PRODUCTS` picks the weight- and input-gradient products of
+backprop, "packed" (the kernels above, the default) or a function
+`matmul(A, B)` (numpy's, blis's); `PACKED_BACKWARD = False` runs backprop
+as the C-kernels backend does (per-step gate kernels and its `MATMUL`), so
+that no packed product is left.
 """
 from typing import Tuple
 
 from thinc.types import Floats2d
 
 from .. import cells
+from . import ckernels
 from ..cells import Cell
 from ..workspace import WORKSPACE
 from .base import Backend, Backprop, Grads, Weights, gather_prev, once, take_grads, take_state
 
 PRODUCTS = "packed"
+PACKED_BACKWARD = True
 
 
 def _weight_and_input_grads(xp, cell: Cell, w: Weights, X, H, dG, dRec, prev_rows) -> Tuple[Floats2d, Grads]:
@@ -59,6 +64,10 @@ def forward(xp, cell: Cell, w: Weights, X: Floats2d, sched, direction: str, out:
     cells.run_steps(cell.name, X, H, cells.step_pack(xp, cell.name, Wx, Wh), b, bh, steps, G, saved, tc)
 
     def backprop(dH: Floats2d) -> Tuple[Floats2d, Grads]:
+        if not PACKED_BACKWARD:
+            # The C gate kernels read contiguous rows of H.
+            Hc = xp.ascontiguousarray(H)
+            return ckernels.backward(xp, cell, w, X, G, Hc, state, sched, direction, dH)
         dG = WORKSPACE.take(xp, G.shape, dtype)
         grads = take_grads(xp, cell, G, nH)
         cells.run_back_steps(

@@ -78,3 +78,24 @@ def gather_prev(xp, H: Floats2d, prev_rows) -> Floats2d:
         xp.take(H, xp.minimum(prev_rows, N - 1), axis=0, out=out)
         out[prev_rows == N] = 0
     return out
+
+
+def blis_matmul(A, B, out=None):
+    """`numpy.matmul(A, B, out=out)` for 2-d float32 arrays, made by
+    `blis.py.gemm` (the BLAS that thinc ships), to compare products
+    (benchmarks/gemm.py). Transposed views go in as transpose flags."""
+    from blis.py import gemm
+
+    def operand(M):
+        if M.flags.c_contiguous:
+            return M, False
+        if M.T.flags.c_contiguous:
+            return M.T, True
+        return M.copy(), False
+
+    (A, trans1), (B, trans2) = operand(A), operand(B)
+    if out is None:
+        return gemm(A, B, trans1=trans1, trans2=trans2)
+    # With out=, blis.py.gemm adds to it (beta=1) unless told otherwise.
+    gemm(A, B, out=out, trans1=trans1, trans2=trans2, alpha=1.0, beta=0.0)
+    return out

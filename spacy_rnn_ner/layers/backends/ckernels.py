@@ -102,37 +102,54 @@ def forward(xp, cell: Cell, w: Weights, X: Floats2d, sched, direction: str, out:
     out[...] = H
 
     def backprop(dH: Floats2d) -> Tuple[Floats2d, Grads]:
-        prev_rows = sched.prev_rows[direction]
-        H_prev = gather_prev(xp, H, prev_rows)
-        dG = WORKSPACE.take(xp, G.shape, dtype)
-        grads = take_grads(xp, cell, G, nH)
-        scratch = xp.empty((max_batch, nH), dtype=dtype)
-        for start, size, p_start, n_prev in reversed(steps):
-            r = slice(start, start + size)
-            p = slice(p_start, p_start + n_prev)
-            if cell.name == "lstm":
-                dc = grads["dc"]
-                lstm_backward(dH[r], dG[r], Wh, dH[p], scratch, G[r], c[p], tc[r], dc[r], dc[p])
-            elif cell.name == "gru":
-                gru_backward(dH[r], dG[r], grads["drec"][r], Wh, dH[p], scratch, G[r], rn[r], H[p])
-            else:
-                elman_backward(dH[r], dG[r], Wh, dH[p], scratch, H[r])
-        # Weight gradients of all steps in one product each. The GRU's n gate
-        # has its own recurrent gradient (drec); the C kernels write the r and
-        # z gates' into both dG and drec.
-        out: Grads = {}
-        dRec = dG
-        if cell.name == "gru":
-            dRec = grads["drec"]
-            out["bh"] = dRec[:, 2 * nH :].sum(axis=0)
-        out["Wh"] = MATMUL(dRec.T, H_prev)
-        out["Wx"] = MATMUL(dG.T, X)
-        out["b"] = dG.sum(axis=0)
-        dX = MATMUL(dG, Wx)
-        WORKSPACE.give(G, dG, H_prev, *state.values(), *grads.values())
-        return dX, out
+        return backward(xp, cell, w, X, G, H, state, sched, direction, dH)
 
     return once(backprop)
+
+
+def backward(
+    xp, cell: Cell, w: Weights, X: Floats2d, G: Floats2d, H: Floats2d, state: Grads, sched,
+    direction: str, dH: Floats2d,
+) -> Tuple[Floats2d, Grads]:
+    """Backprop through one direction from what `forward` (or the AVX-512
+    backend's `run_steps`, which leaves the same G and state) kept: X and H
+    with contiguous rows, G the gate activations. dH is consumed in place;
+    G, state and the gradient buffers go back to the workspace."""
+    Wx, Wh = w.Wx, w.Wh
+    nH = Wh.shape[1]
+    dtype = X.dtype
+    max_batch = max(sched.sizes, default=0)
+    steps = sched.steps(direction)
+    c, tc, rn = state.get("c"), state.get("tc"), state.get("rn")
+    prev_rows = sched.prev_rows[direction]
+    H_prev = gather_prev(xp, H, prev_rows)
+    dG = WORKSPACE.take(xp, G.shape, dtype)
+    grads = take_grads(xp, cell, G, nH)
+    scratch = xp.empty((max_batch, nH), dtype=dtype)
+    for start, size, p_start, n_prev in reversed(steps):
+        r = slice(start, start + size)
+        p = slice(p_start, p_start + n_prev)
+        if cell.name == "lstm":
+            dc = grads["dc"]
+            lstm_backward(dH[r], dG[r], Wh, dH[p], scratch, G[r], c[p], tc[r], dc[r], dc[p])
+        elif cell.name == "gru":
+            gru_backward(dH[r], dG[r], grads["drec"][r], Wh, dH[p], scratch, G[r], rn[r], H[p])
+        else:
+            elman_backward(dH[r], dG[r], Wh, dH[p], scratch, H[r])
+    # Weight gradients of all steps in one product each. The GRU's n gate
+    # has its own recurrent gradient (drec); the C kernels write the r and
+    # z gates' into both dG and drec.
+    out: Grads = {}
+    dRec = dG
+    if cell.name == "gru":
+        dRec = grads["drec"]
+        out["bh"] = dRec[:, 2 * nH :].sum(axis=0)
+    out["Wh"] = MATMUL(dRec.T, H_prev)
+    out["Wx"] = MATMUL(dG.T, X)
+    out["b"] = dG.sum(axis=0)
+    dX = MATMUL(dG, Wx)
+    WORKSPACE.give(G, dG, H_prev, *state.values(), *grads.values())
+    return dX, out
 
 
 def infer(xp, cell: Cell, w: Weights, X: Floats2d, sched, direction: str, out: Floats2d, block_rows: int) -> None:
