@@ -36,9 +36,6 @@ from typing import Any, Callable, Dict, List, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by file path
 import _common  # noqa: E402
 
-# 1 BLAS thread: set before numpy loads its BLAS.
-os.environ.update(_common.thread_vars(1))
-
 REPO = _common.REPO
 RESULTS = REPO / "benchmarks" / "results"
 CACHE = REPO / "benchmarks" / "cache"
@@ -202,8 +199,11 @@ def render(results: Dict[str, Any]) -> str:
         "",
     ]
     names = list(VARIANTS)
-    lines.append("| cell | nI/nH | mode | " + " | ".join(names) + " |")
-    lines.append("|---|---|---|" + "---:|" * len(names))
+    if not results["layer"]:
+        lines.append("Skipped (`--skip-layer`).")
+    else:
+        lines.append("| cell | nI/nH | mode | " + " | ".join(names) + " |")
+        lines.append("|---|---|---|" + "---:|" * len(names))
     for case in results["layer"]:
         for mode, label in (("fwd", "fwd"), ("fwdbwd", "fwd+bwd")):
             res = case[mode]
@@ -238,10 +238,15 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke test, results to benchmarks/cache/")
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 9, quick 3)")
+    parser.add_argument("--skip-layer", action="store_true")
     parser.add_argument("--skip-pipeline", action="store_true")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output prefix (default benchmarks/results/gemm; --quick: benchmarks/cache/gemm)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 9)
+    # 1 BLAS thread: set before numpy loads its BLAS (the measurements import it).
+    os.environ.update(_common.thread_vars(1))
     sys.path.insert(0, str(REPO))
     from spacy_rnn_ner.layers import backend_info
 
@@ -253,16 +258,16 @@ def main(argv: Optional[List[str]] = None) -> None:
         "rounds": rounds,
         "layer": [],
     }
-    for case in layer_cases(args.quick):
+    for case in [] if args.skip_layer else layer_cases(args.quick):
         log(f"layer {case}")
         results["layer"].append(measure_layer(case, rounds, 3 if args.quick else 5, args.seed))
     if not args.skip_pipeline:
         log("pipeline")
         results["pipeline"] = measure_pipeline(rounds, 100 if args.quick else 400, 64 if args.quick else 256)
-    out_dir = CACHE if args.quick else RESULTS
-    _common.write_json(out_dir / "gemm.json", results)
+    out = args.out or (CACHE if args.quick else RESULTS) / "gemm"
+    _common.write_json(out.with_suffix(".json"), results)
     text = render(results)
-    (out_dir / "gemm.md").write_text(text, encoding="utf8")
+    out.with_suffix(".md").write_text(text, encoding="utf8")
     print(text)
 
 

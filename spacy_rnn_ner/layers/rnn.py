@@ -16,7 +16,7 @@ The large buffers of a training pass come from `workspace.WORKSPACE`.
 import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import numpy
 from thinc.api import Model, registry
