@@ -62,31 +62,40 @@ def rounds_of(
 ) -> Dict[str, Any]:
     """Run each variant's task `calls` times per round (median seconds per
     call), variants in a rotating order; words/s and ratio to avx512 per
-    round, and their medians. A task returns the words it processed."""
+    round, and their medians, by wall time ("wall") and by this process's
+    CPU time ("cpu": 1 BLAS thread, directions in turn, so the process runs
+    one thread; the time other jobs hold the core is left out). A task
+    returns the words it processed."""
     names = list(tasks)
-    per_round: List[Dict[str, float]] = []
+    per_round: Dict[str, List[Dict[str, float]]] = {"wall": [], "cpu": []}
     for r in range(rounds):
-        rates = {}
+        rates: Dict[str, Dict[str, float]] = {"wall": {}, "cpu": {}}
         for name in names[r % len(names):] + names[: r % len(names)]:
             set_variant(name)
             gc.collect()
-            times = []
+            wall, cpu = [], []
             for _ in range(calls):
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 words = tasks[name]()
-                times.append(time.perf_counter() - start)
-            rates[name] = words / statistics.median(times)
-        per_round.append(rates)
+                wall.append(time.perf_counter() - start)
+                cpu.append(time.process_time() - start_cpu)
+            rates["wall"][name] = words / statistics.median(wall)
+            rates["cpu"][name] = words / max(statistics.median(cpu), 1e-9)
+        for clock in per_round:
+            per_round[clock].append(rates[clock])
     set_variant("avx512")
     return {
-        name: {
-            "words_per_s": statistics.median(r[name] for r in per_round),
-            "ratio": statistics.median(r[name] / r["avx512"] for r in per_round),
-            "ratio_spread": [min(r[name] / r["avx512"] for r in per_round),
-                             max(r[name] / r["avx512"] for r in per_round)],
-            "rounds": [r[name] for r in per_round],
+        clock: {
+            name: {
+                "words_per_s": statistics.median(r[name] for r in rs),
+                "ratio": statistics.median(r[name] / r["avx512"] for r in rs),
+                "ratio_spread": [min(r[name] / r["avx512"] for r in rs),
+                                 max(r[name] / r["avx512"] for r in rs)],
+                "rounds": [r[name] for r in rs],
+            }
+            for name in names
         }
-        for name in names
+        for clock, rs in per_round.items()
     }
 
 
@@ -134,9 +143,10 @@ def measure_layer(case: Dict[str, Any], rounds: int, calls: int, seed: int) -> D
     }
 
 
-def measure_pipeline(rounds: int, n_predict: int, n_update: int) -> Dict[str, Any]:
+def measure_pipeline(rounds: int, n_predict: int, n_update: int, width: Optional[int]) -> Dict[str, Any]:
     """`ner.predict` and `nlp.update` words/s of configs/lstm.cfg (fresh
-    weights: speed does not depend on them) on the bundled corpus."""
+    weights: speed does not depend on them; `width` overrides its embedding
+    and encoder width) on the bundled corpus."""
     import subprocess
 
     from spacy.tokens import DocBin
@@ -148,8 +158,10 @@ def measure_pipeline(rounds: int, n_predict: int, n_update: int) -> Dict[str, An
     if not (corpus / "train.spacy").exists():
         subprocess.run([sys.executable, str(REPO / "corpus" / "build.py"), "--out-dir", str(corpus)],
                        check=True, cwd=REPO)
-    config = load_config(REPO / "configs" / "lstm.cfg", overrides={
-        "paths.train": str(corpus / "train.spacy"), "paths.dev": str(corpus / "dev.spacy")})
+    overrides = {"paths.train": str(corpus / "train.spacy"), "paths.dev": str(corpus / "dev.spacy")}
+    if width:
+        overrides["components.rnn_ner.model.tok2vec.embed.width"] = width
+    config = load_config(REPO / "configs" / "lstm.cfg", overrides=overrides)
     nlp = init_nlp(config, use_gpu=-1)
     ner = nlp.get_pipe("rnn_ner")
     dev = list(DocBin().from_disk(corpus / "dev.spacy").get_docs(nlp.vocab))[:n_predict]
@@ -175,11 +187,17 @@ def measure_pipeline(rounds: int, n_predict: int, n_update: int) -> Dict[str, An
         predict()
         update()
     return {
-        "config": "configs/lstm.cfg", "predict_docs": len(docs), "update_docs": len(examples),
+        "config": "configs/lstm.cfg", "width": width or config["components"]["rnn_ner"]["model"]["tok2vec"]["embed"]["width"],
+        "predict_docs": len(docs), "update_docs": len(examples),
         "update_batch_docs": 32,
         "predict": rounds_of({name: predict for name in names}, rounds, 1),
         "update": rounds_of({name: update for name in names}, rounds, 1),
     }
+
+
+def _ratio(res: Dict[str, Any]) -> str:
+    low, high = res["ratio_spread"]
+    return f"{res['ratio']:.2f}x ({low:.2f}-{high:.2f})"
 
 
 def render(results: Dict[str, Any]) -> str:
@@ -191,9 +209,11 @@ def render(results: Dict[str, Any]) -> str:
         f"({results['machine']['cpu_count']} cores, shared); git {results['machine']['git']}; "
         f"load average at start {results['machine']['loadavg']}.",
         "",
-        "1 BLAS thread. words/s: median over rounds; ratio: median over rounds of the "
-        "variant's words/s over `avx512`'s in the same round (> 1: faster than the packed "
-        "products), with the lowest-highest ratio over rounds.",
+        "1 BLAS thread, so the process runs one thread. Each cell: the variant's ratio to "
+        "`avx512` in the same round, median over rounds (lowest-highest); > 1: faster than "
+        "the packed products. `cpu`: by this process's CPU time (leaves out the time other "
+        "jobs held the core; the steadier figure on a shared machine), `wall`: by wall time. "
+        "The `avx512` column gives its words/s (median over rounds).",
         "",
         "## RNN layer (BiRNN, batch of 64 sentences of 5-60 tokens)",
         "",
@@ -202,35 +222,34 @@ def render(results: Dict[str, Any]) -> str:
     if not results["layer"]:
         lines.append("Skipped (`--skip-layer`).")
     else:
-        lines.append("| cell | nI/nH | mode | " + " | ".join(names) + " |")
-        lines.append("|---|---|---|" + "---:|" * len(names))
+        lines.append("| cell | nI/nH | mode | clock | " + " | ".join(names) + " |")
+        lines.append("|---|---|---|---|" + "---:|" * len(names))
     for case in results["layer"]:
         for mode, label in (("fwd", "fwd"), ("fwdbwd", "fwd+bwd")):
-            res = case[mode]
-            cells = [f"{res['avx512']['words_per_s']:,.0f} w/s"] + [
-                f"{res[n]['ratio']:.2f}x ({res[n]['ratio_spread'][0]:.2f}-{res[n]['ratio_spread'][1]:.2f})"
-                for n in names[1:]
-            ]
-            lines.append(f"| {case['cell']} | {case['nI']}/{case['nH']} | {label} | " + " | ".join(cells) + " |")
+            for clock in ("cpu", "wall"):
+                res = case[mode][clock]
+                cells = [f"{res['avx512']['words_per_s']:,.0f} w/s"] + [_ratio(res[n]) for n in names[1:]]
+                lines.append(f"| {case['cell']} | {case['nI']}/{case['nH']} | {label} | {clock} | "
+                             + " | ".join(cells) + " |")
     pipe = results.get("pipeline")
     if pipe:
+        pnames = list(pipe["predict"]["cpu"])
         lines += [
             "",
-            f"## Pipeline (`{pipe['config']}`, bundled corpus; `ner.predict` on "
+            f"## Pipeline (`{pipe['config']}`, width {pipe['width']}, bundled corpus; `ner.predict` on "
             f"{pipe['predict_docs']} dev docs, `nlp.update` on {pipe['update_docs']} train docs "
             f"in batches of {pipe['update_batch_docs']})",
             "",
-            "| | " + " | ".join(pipe["predict"]) + " |",
-            "|---|" + "---:|" * len(pipe["predict"]),
+            "| | clock | " + " | ".join(pnames) + " |",
+            "|---|---|" + "---:|" * len(pnames),
         ]
         for task in ("predict", "update"):
-            res = pipe[task]
-            cells = [f"{res['avx512']['words_per_s']:,.0f} w/s"] + [
-                f"{res[n]['words_per_s']:,.0f} w/s, {res[n]['ratio']:.2f}x "
-                f"({res[n]['ratio_spread'][0]:.2f}-{res[n]['ratio_spread'][1]:.2f})"
-                for n in list(res)[1:]
-            ]
-            lines.append(f"| `{'ner.predict' if task == 'predict' else 'nlp.update'}` | " + " | ".join(cells) + " |")
+            for clock in ("cpu", "wall"):
+                res = pipe[task][clock]
+                cells = [f"{res['avx512']['words_per_s']:,.0f} w/s"] + [
+                    f"{res[n]['words_per_s']:,.0f} w/s, {_ratio(res[n])}" for n in pnames[1:]]
+                task_name = "ner.predict" if task == "predict" else "nlp.update"
+                lines.append(f"| `{task_name}` | {clock} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -240,6 +259,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 9, quick 3)")
     parser.add_argument("--skip-layer", action="store_true")
     parser.add_argument("--skip-pipeline", action="store_true")
+    parser.add_argument("--width", type=int, default=None,
+                        help="pipeline: embedding/encoder width instead of configs/lstm.cfg's (96)")
     parser.add_argument("--out", type=Path, default=None,
                         help="output prefix (default benchmarks/results/gemm; --quick: benchmarks/cache/gemm)")
     parser.add_argument("--seed", type=int, default=0)
@@ -263,7 +284,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         results["layer"].append(measure_layer(case, rounds, 3 if args.quick else 5, args.seed))
     if not args.skip_pipeline:
         log("pipeline")
-        results["pipeline"] = measure_pipeline(rounds, 100 if args.quick else 400, 64 if args.quick else 256)
+        results["pipeline"] = measure_pipeline(
+            rounds, 100 if args.quick else 400, 64 if args.quick else 256, args.width)
     out = args.out or (CACHE if args.quick else RESULTS) / "gemm"
     _common.write_json(out.with_suffix(".json"), results)
     text = render(results)

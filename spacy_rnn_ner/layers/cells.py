@@ -153,8 +153,6 @@ class PackedMatrix:
         _cpu_kernels.gemm_packed(A, self.data, out, A.shape[0], self.K, self.N, accumulate)
 
 
-
-
 def step_pack(xp, cell: str, Wx, Wh):
     """[Wx | Wh] in the panel layout of the whole-step kernels (made once
     per forward pass: packing costs less than one step)."""
