@@ -5,6 +5,7 @@ The scripts run as `python benchmarks/X.py` (then this folder is on sys.path)
 or are loaded by file path in the tests, so each one puts this folder on
 sys.path before `import _common`.
 """
+import contextlib
 import datetime
 import json
 import math
@@ -16,7 +17,7 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
 THREAD_VARS = (
@@ -157,3 +158,24 @@ def write_json(path: Path, data: Any, indent: int = 2) -> None:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf8"))
+
+
+@contextlib.contextmanager
+def rnn_path(path: str) -> Iterator[None]:
+    """Run the RNN layer on compute path `path` ("avx512", "c" or "numpy",
+    as `backend_info()` names them) inside the block, whatever the machine
+    would pick: switches the C kernels or their AVX-512 part off. Not
+    thread-safe (module globals); for benchmarks."""
+    from spacy_rnn_ner.layers import backends, cells
+
+    if path not in backends.available():
+        raise ValueError(f"the {path} path does not run here: {backends.available()}")
+    saved = cells.USE_PACKED, cells._cpu_kernels
+    if path == "c":
+        cells.USE_PACKED = False
+    elif path == "numpy":
+        cells._cpu_kernels = None
+    try:
+        yield
+    finally:
+        cells.USE_PACKED, cells._cpu_kernels = saved

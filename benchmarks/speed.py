@@ -41,7 +41,10 @@ CELLS = ("elman", "gru", "lstm")
 N_GATES = {"elman": 1, "gru": 3, "lstm": 4}
 BATCH = 64
 MIN_LEN, MAX_LEN, EQUAL_LEN = 5, 60, 32
-SYSTEMS = ("ours", "thinc", "torch")
+SYSTEMS = ("ours", "ours_c", "ours_numpy", "thinc", "torch")
+# Our layer on its slower compute paths too (`_common.rnn_path`), where the
+# machine picks a faster one: "ours" is the path it picks.
+OTHER_PATHS = {"avx512": ("c", "numpy"), "c": ("numpy",), "numpy": ()}
 PIPE_SYSTEMS = ("rnn_ner", "ner")
 SETTLE_S = 0.15  # pause before each timed block (see layer_worker)
 RETRY_PAUSE_S = 0.5
@@ -208,6 +211,7 @@ def layer_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     from thinc.types import Padded
 
     sys.path.insert(0, str(REPO))
+    from spacy_rnn_ner.layers import backend_info
     from spacy_rnn_ner.layers.rnn import RNN
 
     threads = spec["threads"]
@@ -223,7 +227,8 @@ def layer_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
     set_current_ops(ops)
     warmup, repeats, rounds = spec["warmup"], spec["repeats"], spec["rounds"]
     shapes = matmul_shapes(spec["quick"])
-    log(f"layer worker: {threads} thread(s), torch={'yes' if torch else 'no'}")
+    ours_path = backend_info()["path"]
+    log(f"layer worker: {threads} thread(s), torch={'yes' if torch else 'no'}, ours on {ours_path}")
     meter = LoadMeter(threads)
     matmul_before = measure_matmul(numpy, shapes, 7, meter)
     prepared = []
@@ -247,6 +252,9 @@ def layer_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
         ours = RNN(nO, nI, cell=cell, bidirectional=bi)
         ours.initialize()
         runners["ours"] = _thinc_runners(ours, Xp, new_dY)
+        if spec.get("paths", True):
+            for path in OTHER_PATHS[ours_path]:
+                runners[f"ours_{path}"] = _on_path(path, runners["ours"])
         if cell == "lstm":
             theirs = LSTM(nO, nI, bi=bi)
             theirs.initialize()
@@ -317,6 +325,7 @@ def layer_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
         "ours_c_kernels": _ours_kernels(numpy),
         "ours_whole_steps": _ours_whole_steps(numpy),
         "ours_parallel_directions": _ours_parallel_directions(),
+        "ours_path": ours_path,
         "warmup": warmup,
         "repeats": repeats,
         "rounds": rounds,
@@ -371,6 +380,19 @@ def _ours_whole_steps(numpy) -> bool:
     from spacy_rnn_ner.layers import cells
 
     return bool(getattr(cells, "packed_available", lambda *a: False)(numpy, numpy.float32))
+
+
+def _on_path(path: str, runners: Dict[str, Tuple[Callable, Callable]]) -> Dict[str, Tuple[Callable, Callable]]:
+    """`runners` with each call made on our compute path `path`."""
+
+    def on_path(fn: Callable) -> Callable:
+        def run(arg):
+            with _common.rnn_path(path):
+                fn(arg)
+
+        return run
+
+    return {mode: (on_path(fn), prepare) for mode, (fn, prepare) in runners.items()}
 
 
 def _thinc_runners(model, Xp, new_dY) -> Dict[str, Tuple[Callable, Callable]]:
@@ -968,6 +990,7 @@ def render_layer(layer: Dict[str, Any], blis_threading: Optional[bool]) -> List[
             lines += table(["cell", "dirs", "nI/H", "lengths", "ours tok/s", "torch tok/s",
                             "thinc tok/s", "ours/torch", "ours/thinc", "ours %peak",
                             "torch %peak"], rows, "lllrrrrrrrr")
+    lines += render_paths(workers, derived)
     lines += [
         "",
         "### GRU and Elman vs LSTM, normalised by FLOPs",
@@ -1002,6 +1025,44 @@ def render_layer(layer: Dict[str, Any], blis_threading: Optional[bool]) -> List[
 
 
 MODE_NAMES = {"fwd": "fwd", "fwdbwd": "fwd+bwd"}
+
+
+def render_paths(workers: List[Dict[str, Any]], derived: List[Dict[str, Any]]) -> List[str]:
+    """Our layer on each compute path the machine runs, side by side (and
+    over torch where torch ran)."""
+    path = workers[0].get("ours_path")
+    others = [p for p in OTHER_PATHS.get(path or "", ()) if any(
+        f"ours_{p}" in r["tokens_per_s"] for r in derived)]
+    if not others:
+        return []
+    paths = [path, *others]
+    systems = ["ours", *(f"ours_{p}" for p in others)]
+    has_torch = any("torch" in r["tokens_per_s"] for r in derived)
+    lines = [
+        "",
+        "### Our compute paths side by side",
+        "",
+        f"The same layer and inputs on each path this machine runs (`{path}` is the one it "
+        "picks; the others are forced with `benchmarks/_common.py:rnn_path`): tokens/s"
+        + (", and each over torch's." if has_torch else " (torch not installed: no ratios).")
+        + " `avx512` = whole-step AVX-512 kernels; `c` = C gate kernels with numpy's "
+        "matmul (any CPU); `numpy` = numpy ufuncs (no C kernels).",
+        "",
+    ]
+    header = ["threads", "mode", "cell", "dirs", "nI/H", "lengths", *(f"{p} tok/s" for p in paths)]
+    if has_torch:
+        header += [f"{p}/torch" for p in paths]
+    rows = []
+    for r in derived:
+        t, c = r["tokens_per_s"], r["contended"]
+        row = [r["threads"], MODE_NAMES[r["mode"]], r["cell"], "bi" if r["bi"] else "uni",
+               f"{r['nI']}/{r['nH']}", r["lengths"],
+               *(fmt_rate(t.get(s), c.get(s, False)) for s in systems)]
+        if has_torch:
+            row += [fmt_ratio(t[s] / t["torch"] if s in t and "torch" in t else None,
+                              c.get(s, False) or c.get("torch", False)) for s in systems]
+        rows.append(row)
+    return lines + table(header, rows, "rllllr" + "r" * (len(header) - 6))
 
 
 def render_pipeline(pipe: Dict[str, Any]) -> List[str]:
@@ -1068,6 +1129,9 @@ def parse_args(argv: Optional[List[str]] = None):
     p.add_argument("--skip-layer", action="store_true", help="skip the layer section")
     p.add_argument("--skip-pipeline", action="store_true", help="skip the pipeline section")
     p.add_argument("--no-torch", action="store_true", help="leave torch out even if importable")
+    p.add_argument("--picked-path-only", action="store_true",
+                   help="layer: time our layer only on the compute path the machine picks, "
+                        "not also on its slower ones")
     p.add_argument("--no-conll", action="store_true",
                    help="use the bundled dev set for inference even if CoNLL-2003 is present")
     p.add_argument("--warmup", type=int, default=None,
@@ -1127,7 +1191,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             workers.append(run_worker("layer", {
                 "quick": args.quick, "warmup": args.warmup, "repeats": args.repeats,
                 "rounds": args.rounds, "retries": args.retries,
-                "seed": args.seed, "torch": with_torch,
+                "seed": args.seed, "torch": with_torch, "paths": not args.picked_path_only,
             }, threads))
         derived = [row for w in workers for row in derive_layer(w)]
         results["layer"] = {"workers": workers, "derived": derived,

@@ -277,3 +277,47 @@ def test_attention_cost_docs_and_ratios():
     md = script.render(report)
     assert "| 50 | 40 | fwd | 1,000 | 250 | 500 | 0.25 | 0.50 |" in md
     assert "| 50 | 1.0 | 4.0 | 2.0 | 4.00 | 2.00 |" in md
+
+
+def test_common_rnn_path_switches_and_restores():
+    from spacy_rnn_ner.layers import backend_info, backends
+
+    common = load_script("speed")._common
+    picked = backend_info()["path"]
+    for path in backends.available():
+        with common.rnn_path(path):
+            assert backend_info()["path"] == path
+        assert backend_info()["path"] == picked
+    with pytest.raises(ValueError, match="does not run here"):
+        with common.rnn_path("tpu"):
+            pass
+
+
+def test_gemm_rounds_give_medians_of_ratios():
+    gemm = load_script("gemm")
+    seen = []
+
+    def task(words):
+        def run():
+            seen.append(words)
+            return words
+        return run
+
+    res = gemm.rounds_of({"avx512": task(10), "c": task(20)}, rounds=3, calls=2)
+    assert len(seen) == 12
+    for clock in ("wall", "cpu"):
+        assert set(res[clock]) == {"avx512", "c"}
+        assert res[clock]["avx512"]["ratio"] == 1.0
+        assert len(res[clock]["c"]["rounds"]) == 3 and res[clock]["c"]["words_per_s"] > 0
+
+
+def test_speed_renders_our_paths_side_by_side():
+    speed = load_script("speed")
+    row = {"threads": 1, "mode": "fwd", "cell": "lstm", "bi": True, "nI": 96, "nH": 128,
+           "lengths": "variable", "tokens_per_s": {"ours": 300.0, "ours_c": 200.0, "ours_numpy": 100.0,
+                                                    "torch": 250.0},
+           "contended": {"ours": False, "ours_c": False, "ours_numpy": False, "torch": False}}
+    text = "\n".join(speed.render_paths([{"ours_path": "avx512"}], [row]))
+    assert "avx512 tok/s" in text and "c tok/s" in text and "numpy tok/s" in text
+    assert "1.20" in text and "0.80" in text and "0.40" in text
+    assert speed.render_paths([{"ours_path": "numpy"}], [row]) == []

@@ -5,12 +5,29 @@ import pytest
 from thinc.api import Adam, NumpyOps, fix_random_seed, registry
 from thinc.types import Padded
 
+from spacy_rnn_ner.layers import backends, cells
 from spacy_rnn_ner.layers.rnn import RNN
 
 from .util import check_param_grads, max_rel_error, numeric_grad
 
 OPS = NumpyOps()
 CELLS = ["elman", "gru", "lstm"]
+
+
+@pytest.fixture(params=["avx512", "c", "numpy"])
+def backend(request, monkeypatch) -> str:
+    """Run the test on one backend for numpy float32 (skipped where this
+    machine cannot run it): avx512, c (AVX-512 kernels switched off) or
+    numpy (C kernels switched off)."""
+    name = request.param
+    if name not in backends.available():
+        pytest.skip(f"the {name} backend does not run here")
+    if name == "c":
+        monkeypatch.setattr(cells, "USE_PACKED", False)
+    elif name == "numpy":
+        monkeypatch.setattr(cells, "_cpu_kernels", None)
+    assert backends.select(numpy, numpy.dtype("float32")).name == name
+    return name
 
 
 def make_padded(lengths, nI, dtype="f", seed=0):
@@ -29,7 +46,7 @@ def valid_mask(Xp: Padded) -> numpy.ndarray:
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("lengths", [[1], [3, 1], [9, 2, 4]])
-def test_shapes(cell, bidirectional, lengths):
+def test_shapes(cell, bidirectional, lengths, backend):
     model = RNN(nO=6, nI=5, cell=cell, bidirectional=bidirectional, depth=2)
     Xp, _ = make_padded(lengths, 5)
     model.initialize(X=Xp)
@@ -74,7 +91,7 @@ def test_gradients_match_finite_differences(cell, bidirectional, depth):
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_gradients_float32(cell, bidirectional):
+def test_gradients_float32(cell, bidirectional, backend):
     """The float32 path (what training uses) agrees with finite differences
     within float32 tolerance."""
     fix_random_seed(0)
@@ -95,7 +112,7 @@ def test_gradients_float32(cell, bidirectional):
 
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_batch_equals_one_by_one(cell, bidirectional):
+def test_batch_equals_one_by_one(cell, bidirectional, backend):
     """Padding never leaks into real positions, forward or backward."""
     model = RNN(nO=8, nI=5, cell=cell, bidirectional=bidirectional, depth=2)
     Xp, seqs = make_padded([9, 2, 4, 4, 1], 5)
@@ -115,7 +132,7 @@ def test_batch_equals_one_by_one(cell, bidirectional):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_direction(cell):
+def test_direction(cell, backend):
     """Changing the last token changes the right-to-left output at position 0,
     not the left-to-right one; changing the first token is the mirror case."""
     model = RNN(nO=8, nI=5, cell=cell, bidirectional=True)
@@ -136,7 +153,7 @@ def test_direction(cell):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_learns_sequence_task(cell):
+def test_learns_sequence_task(cell, backend):
     """Output at each step: has a 1 been seen so far (left to right)? Needs the
     recurrence; the loss must fall clearly."""
     fix_random_seed(0)
@@ -163,7 +180,7 @@ def test_learns_sequence_task(cell):
     assert losses[-1] < 0.2 * losses[0], (losses[0], losses[-1])
 
 
-def test_dropout_only_in_training():
+def test_dropout_only_in_training(backend):
     model = RNN(nO=8, nI=5, dropout=0.5)
     Xp, _ = make_padded([4, 3], 5)
     model.initialize(X=Xp)
@@ -173,7 +190,7 @@ def test_dropout_only_in_training():
     assert (Y_train.data == 0).sum() > (first == 0).sum()
 
 
-def test_empty_batch_and_inferred_dims():
+def test_empty_batch_and_inferred_dims(backend):
     model = RNN(nO=4, cell="gru")
     Xp, _ = make_padded([2], 7)
     model.initialize(X=Xp)
@@ -200,7 +217,7 @@ def test_invalid_settings(kwargs, message):
         RNN(**kwargs)
 
 
-def test_structure_fixed_and_roundtrip():
+def test_structure_fixed_and_roundtrip(backend):
     """Parameters are declared up front, so a fresh model loads saved bytes."""
     model = RNN(nO=6, nI=4, cell="lstm", depth=2)
     assert len(model.param_names) == 2 * 2 * 3
@@ -250,7 +267,7 @@ def test_fused_kernels_match_ufunc_path(cell, bidirectional, monkeypatch):
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_backprop_leaves_output_gradient_alone(bidirectional):
+def test_backprop_leaves_output_gradient_alone(bidirectional, backend):
     model = RNN(nO=4, nI=3, bidirectional=bidirectional)
     Xp, _ = make_padded([3, 3], 3)
     model.initialize(X=Xp)
@@ -418,3 +435,78 @@ def test_packed_kernels_match_numpy_products(monkeypatch, cell, nI, nO):
     numpy.testing.assert_allclose(dX1, dX2, rtol=1e-4, atol=1e-5)
     for name in g1:
         numpy.testing.assert_allclose(g1[name], g2[name], rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_cell_table_matches_the_kernels():
+    """The per-cell table's C enum values are the extension's."""
+    if cells._cpu_kernels is None:
+        pytest.skip("C kernels not built")
+    for name, spec in cells.CELLS.items():
+        assert spec.code == getattr(cells._cpu_kernels, f"CELL_{name.upper()}")
+
+
+@pytest.mark.parametrize("is_train", [False, True])
+def test_layer_runs_the_selected_backend(monkeypatch, backend, is_train):
+    """The layer hands each direction to the backend `select` picks, and to
+    no other, in training and inference."""
+    calls = []
+    for other in backends.BACKENDS.values():
+        method = "forward" if is_train else "infer"
+        original = getattr(other, method)
+
+        def spy(*args, name=other.name, original=original):
+            calls.append(name)
+            return original(*args)
+
+        monkeypatch.setitem(backends.BACKENDS, other.name, other._replace(**{method: spy}))
+    model = RNN(nO=8, nI=5, cell="gru", bidirectional=True, depth=2)
+    Xp, _ = make_padded([4, 2], 5)
+    model.initialize(X=Xp)
+    model(Xp, is_train=is_train)
+    assert calls == [backend] * 4
+
+
+def test_float64_takes_the_xp_backend():
+    assert backends.select(numpy, numpy.dtype("float64")).name == "numpy"
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("variant", ["numpy-products", "blis-products", "c-backward", "c-backward-blis"])
+def test_product_variants_match(monkeypatch, cell, variant):
+    """The AVX-512 backend with its packed products swapped out (what
+    benchmarks/gemm.py measures) computes the same outputs and gradients."""
+    from spacy_rnn_ner.layers.backends import avx512, base, ckernels
+
+    _needs_packed()
+    model = RNN(nO=40, nI=7, cell=cell, bidirectional=True, depth=2)
+    Xp, _ = make_padded([11, 9, 8, 4, 1], 7)
+    model.initialize(X=Xp)
+    packed = _run(model, Xp)
+    if variant.startswith("c-backward"):
+        monkeypatch.setattr(avx512, "PACKED_BACKWARD", False)
+    else:
+        monkeypatch.setattr(avx512, "PRODUCTS", numpy.matmul if variant == "numpy-products" else base.blis_matmul)
+    if variant == "c-backward-blis":
+        monkeypatch.setattr(ckernels, "MATMUL", base.blis_matmul)
+    other = _run(model, Xp)
+    numpy.testing.assert_array_equal(packed[0], other[0])
+    numpy.testing.assert_allclose(packed[1], other[1], rtol=1e-4, atol=1e-5)
+    for name in packed[2]:
+        numpy.testing.assert_allclose(packed[2][name], other[2][name], rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_blis_matmul_on_the_c_backend(monkeypatch, backend):
+    """ckernels.MATMUL = blis: same results as numpy's products."""
+    from spacy_rnn_ner.layers.backends import base, ckernels
+
+    if backend != "c":
+        pytest.skip("the c backend's products")
+    model = RNN(nO=16, nI=5, cell="lstm", bidirectional=True)
+    Xp, _ = make_padded([6, 3, 1], 5)
+    model.initialize(X=Xp)
+    plain = _run(model, Xp), model.predict(Xp).data.copy()
+    monkeypatch.setattr(ckernels, "MATMUL", base.blis_matmul)
+    blis = _run(model, Xp), model.predict(Xp).data.copy()
+    numpy.testing.assert_allclose(plain[1], blis[1], rtol=1e-5, atol=1e-6)
+    for a, b in zip(plain[0][:2], blis[0][:2]):
+        numpy.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
