@@ -162,7 +162,10 @@ def render_markdown(report: Dict[str, Any]) -> str:
         "corpus generator was tuned; half B (sentences 2, 4, 6, ...) only at the end. ECE: "
         f"benchmarks/calibration.py's expected calibration error of the best-path entities' "
         f"probabilities on the whole hand-written set, {m['bins']} equal-width bins, the "
-        "configured temperature. Train wall: the `spacy train` subprocess alone.",
+        "configured temperature (the full reliability table of a model: "
+        "`python benchmarks/calibration.py MODEL corpus/handwritten.spacy`, e.g. "
+        "[demo-calibration.md](demo-calibration.md) for seed 0). Train wall: the "
+        "`spacy train` subprocess alone.",
         "",
         "| seed | train wall | load (1 min) | synthetic dev F | hand-written F (P / R) | "
         "half A F | half B F | PER / ORG / LOC / MISC F | ECE | showcase |",
