@@ -32,7 +32,7 @@ import re
 from pathlib import Path
 
 SEED = 20240611
-N_TRAIN = 3000
+N_TRAIN = 8000
 N_DEV = 450
 HOLDOUT_FRAC = 0.3
 ZIPF_A = 0.6
@@ -137,6 +137,61 @@ Kovacs; Varga; Tóth; Rashidi; Farahani; Bakr; Okeke; Mutua; Wanjiku; Achieng; O
 Takeda; Mori; Ishida; Fujita; Ogawa; Matsuda; Han; Seo; Kwon; Bui; Vo; Dang; Phan
 """) if x not in SURNAMES]
 
+# A third batch of given names and surnames (#17, second round), so that the
+# model meets many more name strings than it can learn by heart.
+FIRST_NAMES += [x for x in _words("""
+Abigail; Adrian; Agnieszka; Albert; Alma; Ambrose; Anita; Arnold; Astrid; Augustin; Aurora
+Basil; Beatrix; Benedict; Bernard; Blanca; Boris; Bruno; Camilla; Casper; Cedric; Celeste
+Clement; Cora; Cyril; Dagmar; Damian; Daphne; Darius; Dinah; Dominic; Dorian; Edgar; Edwin
+Eileen; Elias; Elsa; Emeric; Enzo; Esther; Eugene; Felicity; Ferdinand; Flora; Frederick
+Gemma; Gerald; Gilbert; Gloria; Gregor; Hector; Hilda; Ignatius; Irene; Isaac; Ismael
+Jacinta; Jeremiah; Joanna; Josefina; Judith; Julian; Kasia; Katya; Lambert; Lavinia; Lionel
+Lorna; Lucian; Mabel; Malcolm; Marguerite; Maurice; Mildred; Mirela; Montague; Nadine; Neville
+Nicola; Norbert; Octavia; Oswald; Pascal; Perpetua; Phineas; Priscilla; Raphael; Regina; Roland
+Rosalie; Rupert; Sabrina; Serena; Severin; Silas; Stella; Sybil; Tabitha; Tatiana; Theodora
+Tristan; Una; Vivian; Wendell; Winifred; Yvette; Zachary; Adaora; Babajide; Chiamaka; Dayo
+Ebele; Funmilayo; Ikenna; Kelechi; Nnamdi; Temitope; Uchenna; Akosua; Esi; Yaa
+Baraka; Neema; Zawadi; Jelani; Makena; Lindiwe; Mandla; Thandiwe; Sizwe; Anesu
+Rudo; Tatenda; Alejandra; Benicio; Catalina; Emiliano; Guadalupe; Ignacio; Lourdes; Marisol
+Nicanor; Remedios; Santiago; Ximeno; Yolotl; Anselmo; Graciela; Leandro; Teodoro
+Ahmet; Cemile; Deniz; Gokhan; Hulya; Kerem; Ozan; Selin; Tolga; Yusuf; Arman; Ani; Davit
+Nino; Levan; Tamuna; Giorgi; Aigerim; Nurlan; Bakhyt; Dilnoza; Farrukh; Jasur; Anahita
+Behrouz; Golnar; Kaveh; Shirin; Babak; Aarav; Diya; Ishaan; Kabir; Nikhil; Pooja; Rohan; Sneha
+Tanvi; Varun; Zoya; Anil; Geeta; Harish; Lakshmi; Prakash; Shanti; Bao; Hua; Jian; Li
+Ming; Ping; Qiang; Shu; Xin; Yan; Zhen; Akira; Daisuke; Emi; Hana; Ren; Sakura; Sora; Taro
+Yuto; Dong-hyun; Eun-ji; Ha-eun; Seung-woo; Soo-ah; Anh; Duc; Hoa; Khanh; Quang; Tuan; Bunma
+Chai; Kanya; Nattaya; Rizal; Ayu; Putri; Wayan; Joko; Ramon; Jericho; Marites; Rowena; Teuila
+Sione; Losa; Mere; Wiremu; Hemi; Moana; Kalani; Ikaika; Nalani; Aputsiaq; Nuka; Inuk
+""") if x not in FIRST_NAMES]
+SURNAMES += [x for x in _words("""
+Abbott; Ainsworth; Alcott; Barlow; Beckett; Blackwood; Bradshaw; Brewster; Carrington
+Chadwick; Chamberlain; Cartwright; Dempsey; Draper; Dunbar; Eastwood; Ellison; Fairbanks
+Farnsworth; Gilmore; Goodwin; Hargreaves; Hatfield; Hawkins; Hollister; Hopkins
+Kendrick; Kirkland; Langley; Lockwood; Mansfield; Merriweather; Montgomery; Norwood; Oakley
+Pennington; Prescott; Radcliffe; Rowntree; Sinclair; Stanhope; Sutcliffe; Thackeray; Underwood
+Wainwright; Whitmore; Winslow; Yardley; Baptiste; Beaulieu; Chastain; Delacroix; Fournier
+Garnier; Jourdain; Marchand; Perrault; Toussaint; Brandstetter; Eichhorn; Grünewald; Haller
+Lindner; Oberholzer; Reinholt; Sauer; Stadler; Wendt; Zimmer; Albertini
+Caruso; D'Angelo; Fabbri; Galli; Leone; Mancini; Pellegrini; Santoro; Vitale
+Arregui; Echeverría; Ibarra; Lozano; Montoya; Olmedo; Quiroga; Salcedo; Urrutia; Zamora
+Azevedo; Cardoso; Figueiredo; Guimarães; Magalhães; Nogueira; Queiroz; Teixeira; Bergström
+Dahlgren; Ekström; Fredriksson; Gustafsson; Hedlund; Lundberg; Sandberg; Wallin; Aaltonen
+Heikkinen; Kallio; Laaksonen; Niemi; Salonen; Borowski; Czarnecki; Dąbrowski; Jankowski
+Kaczmarek; Lewandowski; Mazur; Pawlak; Sikora; Zieliński; Blažek; Černý; Hájek; Kolář
+Marek; Pokorný; Urban; Andreev; Baranov; Fedorov; Gusev; Lebedev; Orlov; Sokolov; Zaitsev
+Arslan; Bulut; Doğan; Güneş; Kılıç; Koç; Polat; Tekin; Yavuz; Aziz; Bashir; Darwish; Hamdan
+Jaber; Khoury; Nassar; Rahman; Sabbagh; Tahan; Ahmadi; Jafari; Mousavi; Sadeghi; Zand
+Agarwal; Bhatt; Desai; Joshi; Kulkarni; Pillai; Saxena; Trivedi; Verma; Chowdhury
+Hossain; Islam; Sarkar; Dissanayake; Jayawardena; Wickramasinghe; Cao; Deng; Feng; Guo; He
+Hu; Lin; Luo; Ma; Sun; Xu; Ye; Zheng; Endo; Hayashi; Inoue; Kimura; Morita; Ono
+Saito; Shimizu; Yamada; Yoshida; Ahn; Bae; Cho; Hwang; Jang; Lim; Oh; Shin; Do; Ho; Le; Ly
+Ngo; Truong; Vu; Chanthavong; Srisai; Wongsakul; Gunawan; Hartono; Kusuma; Nugroho; Setiawan
+Aquino; Dela Cruz; Garcia; Mendoza; Villanueva; Adewale; Afolabi; Chukwu; Eze; Ibekwe
+Nwachukwu; Ogunleye; Oyelaran; Acheampong; Amoah; Appiah; Darko; Osei; Kariuki; Kiprono
+Njoroge; Omondi; Wafula; Chikwanha; Mutasa; Nyathi; Sithole; Zulu; Cissé; Coulibaly; Konaté
+Sow; Touré; Alemu; Girma; Mekonnen; Tesfaye; Wolde; Kealoha; Makoa; Tuilagi; Fonoti; Parata
+""") if x not in SURNAMES]
+
 # Invented surnames: a root and an ending of one family.
 SURNAME_FAMILIES = [
     (_words("Ash; Black; Brad; Crom; Fair; Gold; Hart; Lang; Pen; Rad; Whit; Ward; Hal; Stam"),
@@ -159,10 +214,32 @@ SURNAME_FAMILIES = [
 GIVEN_STARTS = _words("Al; Ber; Cor; Dar; El; Fen; Gil; Hal; Ira; Jor; Kel; Lor; Mar; Nel; Or; Per; Ros; Sel; Tam; Val; Wen; Yar; Zor; An; Bren; Cas")
 GIVEN_ENDS = _words("a; o; en; ia; us; ina; el; an; ette; ie; ard; ric; ison; ena")
 
+# More one-word company roots (#17, second round).
+COMPANY_ROOTS_MORE = """
+Amberley; Belcourt; Brackenridge; Carrow; Dovecote; Elmstead; Foxglove; Glenrock; Hartwell
+Ivorydale; Juniper; Kettleby; Lindenwood; Millbrook; Northcote; Orchardly; Primrose; Quarryhill
+Rookwood; Seabright; Tillbury; Upland; Valemont; Willowby; Yewtree; Albatross; Bramble
+Cardinal; Dragonfly; Firecrest; Goldcrest; Heathland; Ibis; Jasmine; Kiwi; Linnet; Magpie
+Nightjar; Oriole; Pelican; Quail; Robin; Starling; Tern; Vulture; Warbler; Arcadia; Boreal
+Cascade; Delta; Equinox; Fulcrum; Gemini; Horizon; Icarus; Javelin; Kinetic; Lumen; Meteor
+Nexus; Octave; Prism; Quasar; Radiant; Spectrum; Trident; Unity; Vector; Willow; Xenon; Yonder
+"""
+# More invented-brand parts.
+BRAND_STARTS_MORE = "Ab; Bri; Cel; Dyn; Ev; Fl; Gal; Hal; Im; Jun; Kor; Lev; Mav; Nim; Opt; Pal; Qua; Rev; Syn; Tal; Ult; Vel; Wex; Zor"
+BRAND_ENDS_MORE = "ata; elle; ium; oro; ova; ux; yn; ic; igo; ana; esk; ine; ola; ity"
+
 # Invented one-word brands ("Tarvix", "Lumeno"): companies named without a
 # sector or legal suffix, which only context shows to be companies.
-BRAND_STARTS = _words("Tar; Lum; Zan; Cor; Nov; Ara; Quin; Bel; Dax; Ori; Sol; Ven; Kal; Mer; Pix; Tri; Ner; Fab; Gry; Hex; Jov; Vox; Xel; Yor")
-BRAND_ENDS = _words("vix; eno; ora; ex; ia; io; ico; ara; on; us; ent; ify; ly; ant; eon; ix; al; era; iq; oda")
+BRAND_STARTS = _words("Tar; Lum; Zan; Cor; Nov; Ara; Quin; Bel; Dax; Ori; Sol; Ven; Kal; Mer; Pix; Tri; Ner; Fab; Gry; Hex; Jov; Vox; Xel; Yor; " + BRAND_STARTS_MORE)
+BRAND_ENDS = _words("vix; eno; ora; ex; ia; io; ico; ara; on; us; ent; ify; ly; ant; eon; ix; al; era; iq; oda; " + BRAND_ENDS_MORE)
+
+# Invented English compounds for company names ("Copperleigh", "Ravenmoor").
+COMPOUND_STARTS = _words("""
+Copper; Raven; Salt; Amber; Birch; Cinder; Dusk; Ember; Flint; Gull; Hollow; Ivy; Kite; Lark
+Moss; Nettle; Pebble; Quarry; Rush; Sedge; Tide; Vale; Wold; Yarrow; Alder; Bracken; Cole; Dale
+Elder; Fern; Gorse; Heath; Kings; Long; Maple; Over; Queens; Rye; Shire; Tall; Under; Wester
+""")
+COMPOUND_ENDS = _words("leigh; moor; croft; wold; mere; bourne; combe; ridge; stead; haven; gate; brook; way; crest; field; ley")
 
 # Real and invented company names usable on their own.
 COMPANIES_PLAIN = _words("""
@@ -189,6 +266,8 @@ Keystone; Lodestar; Halcyon; Riverton; Sable; Tessera; Umbra; Zephyr; Calder; Ma
 Okapi; Kalahari; Mbuyu; Tembo; Jacaranda; Manzana; Ceiba; Quetzal; Yamato; Hanami; Daebak
 Suvarna; Ganga; Indus; Kaveri; Anatolia; Bosphorus; Volga; Karelia; Polaris; Borealis
 """)
+
+COMPANY_ROOTS += [x for x in _words(COMPANY_ROOTS_MORE) if x not in COMPANY_ROOTS]
 
 COMPANY_SECTORS = _words("""
 Energy; Systems; Pharmaceuticals; Technologies; Capital; Partners; Media; Foods; Telecom; Steel
@@ -481,6 +560,11 @@ KEEP_IN_TRAIN = {
     "Texas", "California", "Florida", "Reuters",
 }
 
+# A city that is part of a club's name ("Sporting Lisbon", "Real Madrid")
+# stays in train on its own too: held out, the model would meet it only inside
+# the ORG and learn that the city's name is an organisation.
+KEEP_IN_TRAIN |= {c for c in CITIES if any(c in club.split() for club in CLUBS_REAL)}
+
 # ---------------------------------------------------------------------------
 # Non-entity fillers
 # ---------------------------------------------------------------------------
@@ -534,7 +618,14 @@ def zipf_cum_weights(n: int, rng: random.Random, a: float = ZIPF_A) -> list[floa
     return out
 
 
-L = {name: Lexicon(name, items) for name, items in [
+# Real place names are held out less: a demo model should know most of the
+# world's cities and countries, and the hand-written set (not dev) is the
+# measure of how it does on names it has never seen.
+PLACE_HOLDOUT_FRAC = 0.1
+PLACE_LEXICONS = {"city", "country", "region", "river", "geo", "uscity", "usstate"}
+
+L = {name: Lexicon(name, items, frac=PLACE_HOLDOUT_FRAC if name in PLACE_LEXICONS else HOLDOUT_FRAC)
+     for name, items in [
     ("first", FIRST_NAMES), ("last", SURNAMES), ("co_plain", COMPANIES_PLAIN),
     ("co_root", COMPANY_ROOTS), ("inst", INSTITUTIONS), ("party", PARTIES), ("media", MEDIA),
     ("club", CLUBS_REAL), ("uni", UNIVERSITIES), ("city", CITIES), ("country", COUNTRIES),
@@ -555,6 +646,8 @@ for _i, (_roots, _endings) in enumerate(SURNAME_FAMILIES):
     L[f"sur_end{_i}"] = Lexicon(f"sur_end{_i}", _endings, frac=0.0)
 L["given_start"] = Lexicon("given_start", GIVEN_STARTS)
 L["given_end"] = Lexicon("given_end", GIVEN_ENDS, frac=0.0)
+L["compound_start"] = Lexicon("compound_start", COMPOUND_STARTS)
+L["compound_end"] = Lexicon("compound_end", COMPOUND_ENDS, frac=0.0)
 L["brand_start"] = Lexicon("brand_start", BRAND_STARTS)
 L["brand_end"] = Lexicon("brand_end", BRAND_ENDS, frac=0.0)
 
@@ -609,13 +702,20 @@ class Gen:
         return self.lx("last")
 
     def given(self) -> str:
-        """A listed given name, or (20 %) an invented one."""
-        if self.rng.random() < 0.2:
+        """A listed given name, or (30 %) an invented one."""
+        if self.rng.random() < 0.3:
             return self.lx("given_start") + self.lx("given_end")
         return self.lx("first")
 
     def brand(self) -> str:
+        """An invented one-word name; a third of them English compounds."""
+        if self.rng.random() < 0.33:
+            return self.compound()
         return self.lx("brand_start") + self.lx("brand_end")
+
+    def compound(self) -> str:
+        """An invented English compound name ("Copperleigh", "Ravenmoor")."""
+        return self.lx("compound_start") + self.lx("compound_end")
 
     def new_person(self) -> dict:
         r = self.rng.random()
@@ -649,7 +749,8 @@ class Gen:
             return self.brand()
         # the name part: a listed root, an invented brand or a surname
         r2 = self.rng.random()
-        root = self.lx("co_root") if r2 < 0.5 else self.brand() if r2 < 0.8 else self.lx("last")
+        root = (self.lx("co_root") if r2 < 0.35 else self.compound() if r2 < 0.55
+                else self.brand() if r2 < 0.8 else self.lx("last"))
         if r < 0.35:
             return f"{self.lx('last')} {self.rng.choice(['Brothers', 'and Sons', 'Partners', 'Group'])}"
         if r < 0.55:
@@ -789,6 +890,44 @@ class Gen:
             prod = f"{self.lx('co_root')} {self.rng.choice(PRODUCT_MODELS)}"
         return [(co, "ORG"), (" ", None), (prod, "MISC")]
 
+    # -- names that look like another type ---------------------------------
+    # Real names cross types (Ford, Washington, Lincoln; towns named after
+    # people, firms after founders or towns), so the same kind of string must
+    # be told apart by its context.  P_CROSS of the person, organisation and
+    # place slots are filled with a name built for another type.
+    def word_name(self) -> str:
+        """A one-word name that could be any type: a surname, an invented
+        town, an English compound or an invented brand."""
+        r = self.rng.random()
+        if r < 0.3:
+            return self.surname().split()[-1]
+        if r < 0.55:
+            return self.new_town().split()[-1]
+        if r < 0.8:
+            return self.compound()
+        return self.lx("brand_start") + self.lx("brand_end")
+
+    def cross_person(self) -> dict:
+        first = self.given() if self.rng.random() < 0.8 else self.word_name()
+        last = self.word_name()
+        return {"full": f"{first} {last}", "first": first, "last": last}
+
+    def cross_org(self) -> str:
+        r = self.rng.random()
+        if r < 0.4:
+            return self.word_name()
+        if r < 0.7:
+            return f"{self.word_name()} {self.rng.choice(COMPANY_SECTORS)}"
+        if r < 0.85:
+            return f"{self.given()} {self.surname()} {self.rng.choice(COMPANY_LEGAL)}"
+        return f"{self.word_name()} {self.rng.choice(['Brothers', 'and Sons', 'Partners', 'Group', 'Trust', 'College'])}"
+
+    def cross_loc(self) -> str:
+        r = self.rng.random()
+        if r < 0.75:
+            return self.word_name()
+        return f"{self.rng.choice(TOWN_TWOWORD)} {self.word_name()}"
+
     # -- fillers ------------------------------------------------------------
     def num(self, lo=2, hi=60) -> str:
         return str(self.rng.randint(lo, hi))
@@ -884,7 +1023,7 @@ class Gen:
             if ref is not None and key in cache:
                 p = cache[key]
             else:
-                p = self.person()
+                p = self.cross_person() if self.rng.random() < P_CROSS else self.person()
                 if ref is not None:
                     cache[key] = p
             text = {"PER": p["full"], "PERL": p["last"], "PERF": p["first"]}[name]
@@ -919,6 +1058,8 @@ class Gen:
             segs = [(self.filler(name), None)]
         else:
             label, make = ent
+            if name in CROSS_SLOTS and self.rng.random() < P_CROSS:
+                make = self.cross_org if label == "ORG" else self.cross_loc
             used = cache.setdefault("_used", set())
             text = make()
             for _ in range(8):  # avoid "Germany and Germany"
@@ -930,6 +1071,10 @@ class Gen:
         if ref is not None:
             cache[(name, ref)] = segs
         return segs
+
+
+P_CROSS = 0.2
+CROSS_SLOTS = {"ORG", "CO", "BRAND", "COSHORT", "LOC", "CITY", "TOWN", "USCITY"}
 
 
 SLOT_RE = re.compile(r"\{([A-Z]+)(?:#(\d+))?\}|<([^<>]*)>")
@@ -1453,6 +1598,105 @@ PATTERNS_OPENERS_2 = [
     "<Good|Bad|Great> news from {CITY}: {PER} <is back|has won|is safe>.",
 ]
 
+# Clause grammar (#17, second round): sentences put together from one to
+# three clauses, an optional opener and adjuncts, so that entities of every
+# type turn up in every position and next to many verbs, prepositions and
+# conjunctions rather than in a few fixed frames.  In a clause, {P} is a
+# person in any of its forms (full name, first name, surname, title and
+# surname), {O} an organisation, {L} a place, {THAT} a nested clause.
+P_FORMS = "<{PER}|{PER}|{PER}|{PERF}|{PERL}|{TITLE} {PERL}>"
+O_FORMS = "<{CO}|{CO}|{BRAND}|{COSHORT}|{ORG}|{MEDIA}|{CLUB}|{INST}|{UNI}>"
+L_FORMS = "<{CITY}|{CITY}|{COUNTRY}|{TOWN}|{REGION}|{LOC}|{USCITY}|{USSTATE}>"
+CLAUSES = [
+    # people as subjects
+    "{P} <met|visited|phoned|interviewed|thanked|criticised|praised|hired|beat|defended|replaced|married|coached|joined|followed|blamed|helped|warned|ignored|invited> {P}",
+    "{P} <flew|moved|drove|travelled|returned|went|cycled|was sent|wrote|came back> to {L}",
+    "{P} <lives|worked|studied|grew up|was born|stayed|spoke|was arrested|was seen|is staying|got married|opened a cafe> in {L}",
+    "{P} <joined|left|runs|founded|advises|sued|leads|works for|quit|rejoined|bought|owns> {O}",
+    "{P} <will|may|could|did not|hopes to|wants to> <lead|join|visit|leave|sue|buy|advise> {O}",
+    "{P} <said|thinks|told {P}|told reporters|wrote|claims|believes|announced|heard> that {THAT}",
+    "{P} <won|lost|scored twice|finished second|crashed|retired|played well|withdrew> <in the final|in the last minute|at the {SPORTEV}|on {DAY}|for {CLUB}>",
+    "{P} <speaks|learned|teaches|translated the book into|sings in|writes in> {LANG}",
+    "{P} of {O} <said so|agreed|declined to comment|was not available|welcomed the move|resigned>",
+    "{P}, <a|the> {OCC} from {L}, <said|agreed|won|was hurt|was late>",
+    "{P} <won|received|was given|was nominated for|turned down> the {AWARD}",
+    "{P} <bought|uses|sells|reviewed|hates|designed> <a|the> {PROD}",
+    "{P} and {P} <met|argued|agreed|talked|had lunch|were seen together>",
+    "{P} <was|is> <angry|happy|late|tired|sorry|right|wrong|back|away|ill>",
+    # organisations
+    "{O} <reported|said|announced|confirmed|claimed|denied|revealed|warned|argued> that {THAT}",
+    "{CO} <will|plans to|agreed to|refused to|hopes to|did not> <sponsor|fund|host|back|support|buy|sell|close|expand> <the {EVENT}|{O}|a stake in {O}|its unit in {L}>",
+    "{CO} <opened|closed|sold|bought|built|moved> <a plant|an office|a store|a factory|its stake|a warehouse|its headquarters> in {L}",
+    "{O} <hired|fired|appointed|sued|paid|named|promoted|suspended|thanked> {P}",
+    "{CLUB} <beat|lost to|drew with|signed|sold|sacked|loaned out|played> <{CLUB}|{P}>",
+    "{O} <is based|has its headquarters|has offices|was founded|is hiring|cut jobs> in {L}",
+    "<shares in|sales at|profits at|workers at|the boss of|a lawyer for> {CO} <rose|fell|slumped|doubled|went on strike|said no|disagreed>",
+    "{BRAND} <and|or|with> {BRAND} <merged|lost money|grew|agreed>",
+    "the {PARTY} <won|lost|gained seats> in {L}",
+    "{MEDIA} <broadcast|published|printed|showed|ran> <the story|the interview|the photos|the letter>",
+    "{BRAND} <said|announced|confirmed|expects|warned> <it would|that it will|it may> <hire|cut|add|move> {BIG} <jobs|staff|workers>",
+    "{O} and its <staff|customers|chief executive|lawyers|owners|fans> <agreed|complained|celebrated|disagreed>",
+    "{BRAND} <raised|cut|froze> its <prices|forecast|dividend|budget>",
+    "<customers of|investors in|the founders of|a rival of> {BRAND} <sued|left|praised|joined> {BRAND}",
+    # places
+    "{COUNTRY} <beat|lost to|drew with|played> {COUNTRY}",
+    "{L} <is|was|gets|looked> <cold|hot|expensive|quiet|beautiful|crowded|lovely|busy> <in {MONTH}|this year|at night|today>",
+    "{COUNTRY} <signed|rejected|approved|discussed> <a deal|the treaty|the plan|a loan> with {L}",
+    "<prices|rents|wages|crime|traffic> in {L} <rose|fell|went up|got worse>",
+    "the <storm|flood|fire|strike|heatwave|virus> <hit|reached|spread to|closed roads in> {L}",
+    "<we|they|I|she|he> <stayed|lived|landed|got lost|met up|had dinner> in {L}",
+    "<flights|trains|buses|ferries> <from|to> {L} <were cancelled|are delayed|are full>",
+    # other names
+    "the {EVENT} <will be held|takes place|opens|ends|starts|was cancelled|was moved> <in {L}|on {DAY}|in {MONTH}>",
+    "{NATS} <celebrated|protested|voted|queued|complained> <in {L}|on {DAY}|again>",
+    "{NAT} <officials|farmers|fans|voters|doctors|students|investors> <met|praised|criticised|cheered|questioned> {P}",
+    "<the talks|the deal|the contract|the game|the match> <with|between|against> {O} <ended|was signed|collapsed|went ahead> in {L}",
+    "<a report by|a letter from|a statement from|a spokesman for|a judge at> {O} <blamed|praised|named|thanked|cleared> {P}",
+]
+OPENERS = [
+    "", "", "", "", "", "On {DAY}, ", "Last <week|month|year>, ", "In {L}, ", "According to {MEDIA}, ",
+    "After the {EVENT}, ", "Yesterday, ", "Earlier, ", "However, ", "Meanwhile, ", "But ", "So ",
+    "In {YEAR}, ", "Back in {MONTH}, ", "Today ", "Sadly, ", "As {MEDIA} reported, ", "Like {P}, ",
+    "Unlike {P}, ", "Together with {O}, ", "Speaking in {L}, ", "Thanks to {P}, ", "For {O}, ",
+]
+ADJUNCTS = [
+    " in {L}", " on {DAY}", " last {MONTH}", " in {YEAR}", " with {P}", " at {O}", " for {O}",
+    " after the {EVENT}", " near {L}", " in front of {P}", " despite {P}", " according to {O}",
+    " this morning", " last night", " again", " on {DATE}", " by {P}", " from {L}",
+]
+JOINERS = [
+    ", and ", " and ", ", but ", " while ", " after ", " before ", "; ", ", so ", " because ",
+    " when ", ", and then ", ", although ", " - ", " as ", ", whereas ",
+]
+ENDINGS = [".", ".", ".", ".", ".", "!", "", "?"]
+P_COMPOSED = 0.4
+
+
+def clause(rng: random.Random, depth: int = 0) -> str:
+    """One clause of the grammar, with an adjunct now and then."""
+    text = rng.choice(CLAUSES)
+    if "{THAT}" in text:
+        text = text.replace("{THAT}", clause(rng, depth + 1) if depth < 1 else "the <plan|deal|report|result> <was fair|is wrong|will fail|came too late>")
+    if rng.random() < 0.35:
+        text += rng.choice(ADJUNCTS)
+    return text
+
+
+def compose(rng: random.Random) -> str:
+    """A template of one to three clauses joined by conjunctions."""
+    n = rng.choices([1, 2, 3], weights=[0.45, 0.4, 0.15])[0]
+    parts = [clause(rng) for _ in range(n)]
+    text = rng.choice(OPENERS) + parts[0]
+    for part in parts[1:]:
+        text += rng.choice(JOINERS) + part
+    text += rng.choice(ENDINGS)
+    text = text.replace("{P}", P_FORMS).replace("{O}", O_FORMS).replace("{L}", L_FORMS)
+    # choose the alternatives now, so that the first character can be capitalised
+    for _ in range(3):
+        text = ALT_RE.sub(lambda m: rng.choice(m.group(1).split("|")), text)
+    return text[0].upper() + text[1:]
+
+
 TRAIN_PATTERNS = (PATTERNS_NEWS + PATTERNS_BUSINESS + PATTERNS_SPORT + PATTERNS_OPENERS + PATTERNS_EVERYDAY
                   + PATTERNS_CULTURE + PATTERNS_LAW + PATTERNS_LONG + PATTERNS_PEOPLE
                   + PATTERNS_COMPANIES + PATTERNS_CHAT + PATTERNS_EMAIL + PATTERNS_LISTS
@@ -1489,8 +1733,9 @@ def generate(n: int, dev: bool, seed: int, avoid: set[str] | None = None) -> lis
             patterns = PATTERNS_DEV_ONLY
         else:
             patterns = TRAIN_PATTERNS
+        composed = patterns is TRAIN_PATTERNS and rng.random() < P_COMPOSED
         for _ in range(50):  # retry within the chosen group until the line is new
-            template = rng.choice(patterns)
+            template = compose(rng) if composed else rng.choice(patterns)
             segs = realise(template, gen)
             if segs is not None and rng.random() < P_LOWER["chat" if template in CHAT else "other"]:
                 segs = lowercase(segs)

@@ -248,7 +248,7 @@ def test_common_json_files_have_no_nan(tmp_path):
         "python benchmarks/conll03.py --configs 'a b.cfg'")
 
 
-@pytest.mark.parametrize("name", ["calibration", "speed", "lstm_floor", "glove_vectors", "conll03"])
+@pytest.mark.parametrize("name", ["calibration", "speed", "lstm_floor", "glove_vectors", "conll03", "demo"])
 def test_scripts_load_with_the_shared_helpers(name):
     module = load_script(name)
     assert module._common.REPO == ROOT
@@ -321,3 +321,57 @@ def test_speed_renders_our_paths_side_by_side():
     assert "avx512 tok/s" in text and "c tok/s" in text and "numpy tok/s" in text
     assert "1.20" in text and "0.80" in text and "0.40" in text
     assert speed.render_paths([{"ours_path": "numpy"}], [row]) == []
+
+
+def test_demo_halves_alternate_and_cover_the_set():
+    demo = load_script("demo")
+    nlp = spacy.blank("en")
+    docs = [nlp.make_doc(f"Sentence {i}.") for i in range(5)]
+    parts = demo.halves(docs)
+    assert [d.text for d in parts["A"]] == ["Sentence 0.", "Sentence 2.", "Sentence 4."]
+    assert [d.text for d in parts["B"]] == ["Sentence 1.", "Sentence 3."]
+    assert parts["all"] == docs
+
+
+def test_demo_showcase_needs_every_entity_with_its_label():
+    demo = load_script("demo")
+    nlp = spacy.blank("en")
+    ruler = nlp.add_pipe("entity_ruler")
+    ruler.add_patterns([{"label": label, "pattern": text} for text, label in demo.SHOWCASE_GOLD])
+    result = demo.showcase(nlp)
+    assert result["right"] and not result["missed"] and not result["wrong"]
+    assert [e["p"] for e in result["entities"]] == [None] * 7  # no span group: no probabilities
+    nlp = spacy.blank("en")
+    ruler = nlp.add_pipe("entity_ruler")
+    ruler.add_patterns([{"label": "ORG" if text == "Lisbon" else label, "pattern": text}
+                        for text, label in demo.SHOWCASE_GOLD if text != "Vincent Vega"]
+                       + [{"label": "PER", "pattern": "Vega"}])
+    result = demo.showcase(nlp)
+    assert not result["right"]
+    assert result["missed"] == [("Lisbon", "LOC"), ("Vincent Vega", "PER")]
+    assert result["wrong"] == [("Lisbon", "ORG"), ("Vega", "PER")]
+
+
+def test_demo_report_renders_from_its_json_alone():
+    demo = load_script("demo")
+    scores = lambda f: {"docs": 2, "entities": 3, "p": f, "r": f, "f": f,  # noqa: E731
+                        "per_type": {"PER": f, "ORG": f, "LOC": f}}
+    run = {
+        "seed": 1, "train_seconds": 61.25, "loadavg_before": [3.5, 2.0, 1.0], "loadavg_after": None,
+        "dev": scores(0.9), "handwritten": {"all": scores(0.8), "A": scores(0.75), "B": scores(0.85)},
+        "ece": {"ece": 0.1234, "n": 3},
+        "showcase": {"entities": [{"text": "Vega", "label": "PER", "p": 0.5}], "right": False,
+                     "missed": [("Vincent Vega", "PER")], "wrong": [("Vega", "PER")]},
+    }
+    report = {"meta": {"command": "python benchmarks/demo.py --seeds 1", "date": "2026-12-01",
+                       "config": "configs/lstm.cfg", "bins": 10,
+                       "machine": {"cpu": "cpu", "cpus_allowed": 2, "git": "abc",
+                                   "versions": {"spacy": "3.8", "thinc": "8.3"}}},
+              "runs": [run]}
+    md = demo.render_markdown(json.loads(json.dumps(report)))
+    assert "`python benchmarks/demo.py --seeds 1`" in md
+    row = next(line for line in md.splitlines() if line.startswith("| 1 |"))
+    assert row == ("| 1 | 61.2 s | 3.5 | 0.900 | 0.800 (0.800 / 0.800) | 0.750 | 0.850 | "
+                   "0.80 / 0.80 / 0.80 / n/a | 0.123 | wrong |")
+    assert "showcase right for 0 of 1" in md
+    assert "- seed 1: `Vega` PER (0.50) — missed: Vincent Vega PER; wrong: Vega PER" in md
