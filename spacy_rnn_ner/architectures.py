@@ -17,7 +17,6 @@ from thinc.api import (
     list2ragged,
     ragged2list,
     with_array,
-    with_padded,
     zero_init,
 )
 from thinc.types import Floats2d
@@ -29,6 +28,7 @@ from .layers.crf_layer import CRF, resize_crf
 from .layers.locked_dropout import LockedDropout
 from .layers.rnn import RNN
 from .layers.token_dropout import TokenDropout
+from .layers.with_padded_buckets import with_padded_buckets
 
 
 @registry.architectures("spacy-rnn-ner.RNNEncoder.v1")
@@ -60,8 +60,9 @@ def build_rnn_encoder(
         dropout=dropout,
     )
     # Dropout on the token vectors going in (embedding dropout): its rate is
-    # the `[training] dropout` that spaCy sets on every update.
-    model = chain(Dropout(0.0), with_padded(rnn))
+    # the `[training] dropout` that spaCy sets on every update. The RNN pads
+    # by length bucket, so that a long doc doesn't pad the short ones.
+    model = chain(Dropout(0.0), with_padded_buckets(rnn))
     model.set_dim("nO", width)
     return model
 
@@ -91,7 +92,7 @@ def build_rnn_encoder_v2(
     layers: List[Model] = [Dropout(0.0)]
     for _ in range(depth):
         rnn = RNN(nO=width, cell=cell, bidirectional=bidirectional, depth=1)
-        layers += [LockedDropout(dropout), with_padded(rnn)]
+        layers += [LockedDropout(dropout), with_padded_buckets(rnn)]
     layers.append(LockedDropout(dropout))
     model = chain(*layers)
     model.set_dim("nO", width)

@@ -37,6 +37,23 @@ def make_nlp(crf: bool = False):
     return nlp
 
 
+def make_shared_nlp():
+    """A `tok2vec` component (hash embeddings + `RNNEncoder.v1`) that runs on
+    the whole batch, and `rnn_ner` listening to it."""
+    fix_random_seed(0)
+    nlp = spacy.blank("en")
+    tok2vec = {**DEFAULT_RNN_NER_MODEL["tok2vec"]}
+    tok2vec["embed"] = {**tok2vec["embed"], "width": 16}
+    tok2vec["encode"] = {**tok2vec["encode"], "width": 16}
+    nlp.add_pipe("tok2vec", config={"model": tok2vec})
+    listener = {"@architectures": "spacy.Tok2VecListener.v1", "width": 16, "upstream": "*"}
+    model = {**DEFAULT_RNN_NER_MODEL, "tok2vec": listener}
+    nlp.add_pipe("rnn_ner", config={"model": model, "threshold": 0.2})
+    examples = make_examples(nlp.vocab)
+    nlp.initialize(lambda: examples)
+    return nlp
+
+
 def mixed_docs(vocab, long_len: int, n_short: int = 199, seed: int = 0):
     """One long doc among short ones (and an empty one), in random order."""
     rng = random.Random(seed)
@@ -135,6 +152,31 @@ def test_memory_follows_tokens_in_prediction(crf):
     one_by_one = max(traced_peak(lambda: nlp(doc)) for doc in docs if len(doc) >= 3000)
     batched = traced_peak(lambda: list(nlp.pipe(docs, batch_size=1000)))
     assert batched < 3 * one_by_one, (batched, one_by_one)
+
+
+def test_memory_follows_tokens_under_shared_tok2vec():
+    # The tok2vec component runs the encoder on the whole batch: unbucketed,
+    # padding every doc to 5,000 tokens took ~40x the peak of the long doc
+    # alone (191 vs 4.6 MiB traced; 8 MiB bucketed).
+    nlp = make_shared_nlp()
+    assert nlp.get_pipe("rnn_ner").model.get_ref("tok2vec").name == "tok2vec-listener"
+    docs = mixed_docs(nlp.vocab, long_len=5000)
+    list(nlp.pipe(docs[:2]))  # warm up
+    one_by_one = max(traced_peak(lambda: nlp(doc)) for doc in docs if len(doc) >= 5000)
+    batched = traced_peak(lambda: list(nlp.pipe(docs, batch_size=1000)))
+    assert batched < 3 * one_by_one, (batched, one_by_one)
+    piped = list(nlp.pipe([Doc(nlp.vocab, words=[t.text for t in d]) for d in docs]))
+    # Same as one by one: the long doc, the empty one and every 10th.
+    for i, doc_b in enumerate(piped):
+        if i % 10 and len(doc_b) not in (0, 5000):
+            continue
+        doc_1 = nlp(Doc(nlp.vocab, words=[t.text for t in doc_b]))
+        assert_allclose(doc_b.tensor, doc_1.tensor, rtol=1e-5, atol=1e-6)
+        group_b, group_1 = doc_b.spans["rnn_ner"], doc_1.spans["rnn_ner"]
+        assert [(s.start, s.end, s.label_) for s in group_b] == [
+            (s.start, s.end, s.label_) for s in group_1
+        ]
+        assert_allclose(group_b.attrs["scores"], group_1.attrs["scores"], rtol=1e-5, atol=1e-6)
 
 
 def test_memory_follows_tokens_in_training():

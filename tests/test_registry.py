@@ -29,6 +29,7 @@ EXPECTED = {
         "spacy-rnn-ner.TokenDropout.v1",
         "spacy-rnn-ner.LockedDropout.v1",
         "spacy-rnn-ner.SelfAttention.v1",
+        "spacy-rnn-ner.with_padded_buckets.v1",
     },
     "spacy_scorers": {"spacy-rnn-ner.span_scorer.v1"},
 }
