@@ -5,7 +5,9 @@ decoder on padded (n_docs, longest doc, n_tags) arrays. One long doc in a
 batch of short ones would make all of them as long as it: 1 x 5,000 tokens +
 199 short docs took +1.1 GiB through `nlp.pipe`, against +22 MiB one by one.
 Every place that pads by batch runs instead on buckets of docs of similar
-length, one after the other, each padded on its own.
+length, one after the other, each padded on its own: the RNN encoders
+through `layers.with_padded_buckets` (so also inside a shared `tok2vec`
+component), the component's CRF and decoder through the functions below.
 """
 from typing import Callable, List, Sequence, Tuple
 
