@@ -81,7 +81,7 @@ def ece(nlp: Language, gold: Sequence[Doc], bins: int = BINS) -> Dict[str, Any]:
     ner.spans_key = key
     golds = [calibration.gold_entities(doc) for doc in gold]
     docs, scores = calibration.run_to_component(
-        nlp, COMPONENT, [calibration.input_doc(nlp, d) for d in gold])
+        nlp, COMPONENT, [calibration.gold_tokens(nlp, d) for d in gold])
     pairs = calibration.collect(
         calibration.annotate(ner, docs, scores, temperature=None, threshold=None), golds, key)
     rel = calibration.reliability(pairs["probs"], pairs["correct"], bins)
