@@ -47,6 +47,9 @@ def test_config_is_complete(path):
             k: v for k, v in base_encode.items() if k != "@architectures"
         }
         assert config["training"] == base["training"]
+        model, base_model = config["components"]["rnn_ner"]["model"], base["components"]["rnn_ner"]["model"]
+        assert model["@architectures"] == base_model["@architectures"]
+        assert model["tok2vec"]["embed"] == base_model["tok2vec"]["embed"]
     else:
         assert encode["@architectures"] == "spacy-rnn-ner.RNNEncoder.v1"
     assert encode["cell"] == path.stem or path.stem not in {"lstm", "gru", "elman"}
