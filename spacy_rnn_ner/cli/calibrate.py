@@ -5,12 +5,10 @@ save the pipeline with the fitted temperature in its config.cfg."""
 import argparse
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence
-
-import spacy
-from spacy.tokens import Doc, DocBin
+from typing import Optional, Sequence
 
 from ..calibration import T_RANGE, Calibration, set_temperature, temperature_search
+from ._util import CLIError, fail, load_pipeline_and_docs
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -31,20 +29,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def calibrate_cli(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command. RETURNS (int): the exit status."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if not args.data.is_file():
-        return _fail(f"data file not found: {args.data}")
     try:
-        nlp = spacy.load(args.model)
-    except OSError as e:
-        return _fail(f"could not load the pipeline {args.model}: {e}")
-    try:
-        docs: List[Doc] = list(DocBin().from_disk(args.data).get_docs(nlp.vocab))
-    except ValueError as e:
-        return _fail(f"could not read {args.data} as a DocBin: {e}")
-    try:
+        nlp, docs = load_pipeline_and_docs(args.model, args.data)
         fit = temperature_search(nlp, docs, args.component)
-    except ValueError as e:
-        return _fail(str(e))
+    except (CLIError, ValueError) as e:
+        return fail(str(e))
     print(f"{len(docs)} docs, {fit.before.n_spans} predicted entities judged")
     print(_line("before", fit.before))
     print(_line("after ", fit.after) + "  (in-sample: measured on the fitting data)")
@@ -62,6 +51,3 @@ def _line(name: str, c: Calibration) -> str:
     return f"{name}: T = {c.temperature:.4f}  ECE = {c.ece:.4f}  NLL = {c.nll:.4f}"
 
 
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 1

@@ -13,6 +13,7 @@ from spacy.schemas import ConfigSchemaTraining
 from spacy.util import registry, resolve_dot_names
 
 from ..data_check import LOW_COUNT, EntityStats, entity_stats, label_problems
+from ._util import fail
 
 
 def parse_args(argv: Sequence[str]):
@@ -35,7 +36,7 @@ def debug_data_cli(argv: Optional[Sequence[str]] = None) -> int:
     rnn_ner component, unreadable config), else 0."""
     args, extra = parse_args(sys.argv[1:] if argv is None else argv)
     if not args.config.is_file():
-        return _fail(f"config not found: {args.config}")
+        return fail(f"config not found: {args.config}")
     try:
         overrides = parse_config_overrides(list(extra))
         config = util.load_config(args.config, overrides=overrides)
@@ -46,12 +47,12 @@ def debug_data_cli(argv: Optional[Sequence[str]] = None) -> int:
         train = entity_stats(train_corpus(nlp))
         dev = entity_stats(dev_corpus(nlp))
     except Exception as e:  # config and corpus errors of every kind
-        return _fail(f"could not load the config or its corpora: {type(e).__name__}: {e}")
+        return fail(f"could not load the config or its corpora: {type(e).__name__}: {e}")
     name = args.component or next(
         (n for n in nlp.pipe_names if nlp.get_pipe_meta(n).factory == "rnn_ner"), None
     )
     if name is None or name not in nlp.pipe_names:
-        return _fail(f"no rnn_ner component in the pipeline {nlp.pipe_names}")
+        return fail(f"no rnn_ner component in the pipeline {nlp.pipe_names}")
     model_labels = list(getattr(nlp.get_pipe(name), "labels", ()))
     for line in report(name, train, dev, model_labels):
         print(line)
@@ -87,6 +88,3 @@ def report(name: str, train: EntityStats, dev: EntityStats, model_labels: List[s
     return lines
 
 
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 1

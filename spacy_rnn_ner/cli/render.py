@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-import spacy
 from spacy import displacy
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import Doc
+
+from ._util import CLIError, fail, load_pipeline_and_docs
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -31,17 +32,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def displacy_cli(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command. RETURNS (int): the exit status."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if not args.data.is_file():
-        return _fail(f"data file not found: {args.data}")
     try:
-        nlp = spacy.load(args.model)
-    except OSError as e:
-        return _fail(f"could not load the pipeline {args.model}: {e}")
-    try:
-        gold = DocBin().from_disk(args.data).get_docs(nlp.vocab)
-        texts = [doc.text for _, doc in zip(range(args.limit), gold)]
-    except ValueError as e:
-        return _fail(f"could not read {args.data} as a DocBin: {e}")
+        nlp, gold = load_pipeline_and_docs(args.model, args.data)
+    except CLIError as e:
+        return fail(str(e))
+    texts = [doc.text for doc in gold[: args.limit]]
     docs: List[Doc] = list(nlp.pipe(texts))
     args.output_dir.mkdir(parents=True, exist_ok=True)
     written = [_write(args.output_dir / "entities.html", displacy.render(docs, style="ent", page=True))]
@@ -62,6 +57,3 @@ def _write(path: Path, html: str) -> Path:
     return path
 
 
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 1
