@@ -16,6 +16,7 @@ setup(
         Extension(
             "spacy_rnn_ner.layers._cpu_kernels",
             ["spacy_rnn_ner/layers/_cpu_kernels.c"],
+            depends=["spacy_rnn_ner/layers/_cpu_kernels.h"],
             extra_compile_args=extra,
             optional=True,
         )
