@@ -95,9 +95,14 @@ KERNEL void elman_fwd(const float *restrict g, const float *restrict rec, float 
 KERNEL void elman_bwd(const float *restrict dh, const float *restrict h, ptrdiff_t ldh,
                       float *restrict dg, ptrdiff_t n, ptrdiff_t H);
 
+/* ---- AVX-512 kernels (see _cpu_kernels_impl.c). Where they are not built
+ * (no HAVE_PACKED) they are no-ops that the bindings never reach: they
+ * check cpu_has_avx512f(), 0 there, first. ---- */
 #ifdef HAVE_PACKED
-/* ---- AVX-512 kernels (see _cpu_kernels_impl.c) ---- */
 #define KERNELS_PACKED_BUILT 1
+#else
+#define KERNELS_PACKED_BUILT 0
+#endif
 /* Whether this CPU runs the AVX-512 kernels. */
 KERNEL int cpu_has_avx512f(void);
 /* [Wx | Wh] (G H, nI + H) in panels of U units x G gates. */
@@ -126,18 +131,6 @@ KERNEL void run_back_steps(Cell cell, const int64_t *restrict steps, ptrdiff_t n
                            const float *restrict state, const float *restrict TC,
                            const float *restrict Hs, ptrdiff_t ldh, float *restrict drec,
                            float *restrict dc, ptrdiff_t H);
-#else
-/* Not built: no-ops that the bindings never reach (they check
- * cpu_has_avx512f(), 0 here, first). */
-#define KERNELS_PACKED_BUILT 0
-#define cpu_has_avx512f() 0
-#define step_pack(...) ((void)0)
-#define pack_b(...) ((void)0)
-#define gemm_packed(...) ((void)0)
-#define wgrad(...) ((void)0)
-#define run_steps(...) ((void)0)
-#define run_back_steps(...) ((void)0)
-#endif
 
 #ifdef HAVE_CLONES
 #define KERNELS_CLONES_BUILT 1

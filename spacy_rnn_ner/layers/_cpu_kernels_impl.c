@@ -747,3 +747,28 @@ AVX512 KERNEL void run_back_steps(Cell cell, const int64_t *restrict steps, ptrd
     }
 }
 #endif
+
+#ifndef HAVE_PACKED
+/* Not built: see _cpu_kernels.h. */
+KERNEL int cpu_has_avx512f(void) { return 0; }
+KERNEL void step_pack(const float *restrict Wx, const float *restrict Wh, float *restrict packed,
+                      ptrdiff_t nI, ptrdiff_t H, int G, int U) {}
+KERNEL void pack_b(const float *restrict B, float *restrict packed, ptrdiff_t K, ptrdiff_t N) {}
+KERNEL void gemm_packed(const float *restrict A, const float *restrict packed, float *restrict C,
+                        ptrdiff_t M, ptrdiff_t K, ptrdiff_t N, int accumulate) {}
+KERNEL void wgrad(const float *restrict A, ptrdiff_t lda, ptrdiff_t M, const float *restrict X,
+                  ptrdiff_t ldx, ptrdiff_t nX, const float *restrict Hs, ptrdiff_t ldh,
+                  ptrdiff_t nH, const int32_t *restrict prev, ptrdiff_t K, float *restrict C,
+                  int accumulate, float *restrict packed, float *restrict strips) {}
+KERNEL void run_steps(Cell cell, const float *restrict X, float *restrict Hs,
+                      const float *restrict packed, const float *restrict bias,
+                      const float *restrict bh, const int64_t *restrict steps, ptrdiff_t n_steps,
+                      float *restrict G, float *restrict state, float *restrict TC, ptrdiff_t nI,
+                      ptrdiff_t H, ptrdiff_t ld) {}
+KERNEL void run_back_steps(Cell cell, const int64_t *restrict steps, ptrdiff_t n_steps,
+                           float *restrict dH, float *restrict dG,
+                           const float *restrict Wh_packed, const float *restrict G,
+                           const float *restrict state, const float *restrict TC,
+                           const float *restrict Hs, ptrdiff_t ldh, float *restrict drec,
+                           float *restrict dc, ptrdiff_t H) {}
+#endif
