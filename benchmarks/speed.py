@@ -1113,7 +1113,8 @@ def render_targets(workers: List[Dict[str, Any]], derived: List[Dict[str, Any]])
     lines = ["", "### Targets: each compute path over torch", ""]
     paths = path_systems(workers)
     if not any("torch" in r["tokens_per_s"] for r in derived):
-        return lines + ["Not measured: torch is not installed (`pip install -e \".[bench]\"`)."]
+        return lines + ["Not measured: torch is not installed (`pip install -e \".[bench]\"`) "
+                        "or was left out (`--no-torch`)."]
     lines += [
         "Our tokens/s over torch's (**above 1 = ours faster**) across the cases below, per "
         "compute path (run here: " + ", ".join(f"`{p}`" for p in paths) + "). Targets "
