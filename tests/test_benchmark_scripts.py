@@ -248,7 +248,8 @@ def test_common_json_files_have_no_nan(tmp_path):
         "python benchmarks/conll03.py --configs 'a b.cfg'")
 
 
-@pytest.mark.parametrize("name", ["calibration", "speed", "lstm_floor", "glove_vectors", "conll03", "demo"])
+@pytest.mark.parametrize("name", ["calibration", "speed", "lstm_floor", "glove_vectors", "conll03", "demo",
+                                  "blas_threads"])
 def test_scripts_load_with_the_shared_helpers(name):
     module = load_script(name)
     assert module._common.REPO == ROOT
@@ -373,6 +374,18 @@ def test_speed_times_wall_and_cpu():
                                  warmup=1, repeats=3)
     assert calls == [7] * 4 and len(wall) == len(cpu) == 3
     assert all(w > 0 and c >= 0 for w, c in zip(wall, cpu))
+
+
+def test_blas_threads_settings_and_summary(monkeypatch):
+    script = load_script("blas_threads")
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
+    assert "OPENBLAS_NUM_THREADS" not in script.setting_env("default")
+    assert script.setting_env("one")["OPENBLAS_NUM_THREADS"] == "1"
+    runs = {"default": [{"c uni fwd": 0.030}, {"c uni fwd": 0.050}, {"c uni fwd": 0.040}],
+            "one": [{"c uni fwd": 0.010}, {"c uni fwd": 0.020}, {"c uni fwd": 0.030}]}
+    (row,) = script.summarise(runs)
+    assert row["path"] == "c" and row["dirs"] == "uni" and row["mode"] == "fwd"
+    assert row["default_ms"] == pytest.approx(40.0) and row["default_over_one"] == pytest.approx(2.0)
 
 
 def test_demo_halves_alternate_and_cover_the_set():
