@@ -73,18 +73,20 @@ def run_worker(kind: str, spec: Dict[str, Any], threads: int) -> Dict[str, Any]:
 
 def time_calls(
     fn: Callable[[Any], Any], prepare: Callable[[], Any], warmup: int, repeats: int
-) -> List[float]:
-    """Seconds of `fn(prepare())` per repeat; `prepare` runs outside the timer."""
+) -> Tuple[List[float], List[float]]:
+    """Wall and CPU seconds (this process, all threads) of `fn(prepare())`
+    per repeat; `prepare` runs outside the timers."""
     gc.collect()
-    times = []
+    wall, cpu = [], []
     for i in range(warmup + repeats):
         arg = prepare()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn(arg)
-        elapsed = time.perf_counter() - start
+        elapsed, elapsed_cpu = time.perf_counter() - start, time.process_time() - start_cpu
         if i >= warmup:
-            times.append(elapsed)
-    return times
+            wall.append(elapsed)
+            cpu.append(elapsed_cpu)
+    return wall, cpu
 
 
 class LoadMeter:
@@ -255,7 +257,7 @@ def layer_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
         if spec.get("paths", True):
             for path in OTHER_PATHS[ours_path]:
                 runners[f"ours_{path}"] = _on_path(path, runners["ours"])
-        if cell == "lstm":
+        if cell == "lstm" and spec.get("thinc", True):
             theirs = LSTM(nO, nI, bi=bi)
             theirs.initialize()
             runners["thinc"] = _thinc_runners(theirs, Xp, new_dY)
@@ -290,9 +292,9 @@ def layer_worker(spec: Dict[str, Any]) -> Dict[str, Any]:
                         # stop spinning (OpenBLAS: ~0.1 s) so they don't steal
                         # cores; the pause also widens the load window.
                         time.sleep(SETTLE_S if attempt == 0 else RETRY_PAUSE_S)
-                        times = time_calls(fn, prepare, warmup, repeats)
+                        times, cpu_times = time_calls(fn, prepare, warmup, repeats)
                         others = meter.others(start)
-                        block = {"times": times, "others_cores": others,
+                        block = {"times": times, "cpu_times": cpu_times, "others_cores": others,
                                  "contended": meter.contended(others), "attempt": attempt + 1}
                         if best is None or (others or 0.0) < (best["others_cores"] or 0.0):
                             best = block
@@ -342,7 +344,11 @@ def _figure(res: Dict[str, Any]) -> Dict[str, Any]:
     clean = [b for b in res["blocks"] if not b["contended"]]
     used = clean or res["blocks"]
     times = [t for b in used for t in b["times"]]
+    # CPU time leaves out the time other jobs held the core, so it needs no
+    # undisturbed blocks: all of them count.
+    cpu = [t for b in res["blocks"] for t in b.get("cpu_times", ())]
     return {"times": times, "median_s": statistics.median(times),
+            "cpu_median_s": statistics.median(cpu) if cpu else None,
             "contended": not clean, "clean_blocks": len(clean)}
 
 
@@ -702,6 +708,7 @@ def machine_facts(with_torch: bool) -> Dict[str, Any]:
     except Exception:  # older numpy: no mode="dicts"
         facts["numpy_blas"] = None
     facts["blis_threading"] = _blis_threading()
+    facts["rnn_paths"] = _rnn_paths()
     try:
         import threadpoolctl
 
@@ -709,6 +716,16 @@ def machine_facts(with_torch: bool) -> Dict[str, Any]:
     except ImportError:
         facts["threadpools"] = None
     return facts
+
+
+def _rnn_paths() -> Optional[Dict[str, Any]]:
+    """The compute paths of our layer that run here, and the one it picks."""
+    try:
+        sys.path.insert(0, str(REPO))
+        from spacy_rnn_ner.layers import backend_info, backends
+    except ImportError:
+        return None
+    return {"available": backends.available(), "picked": backend_info()["path"]}
 
 
 def _blis_threading() -> Optional[bool]:
@@ -775,12 +792,14 @@ def derive_layer(worker: Dict[str, Any]) -> List[Dict[str, Any]]:
     for case in worker["cases"]:
         for mode in ("fwd", "fwdbwd"):
             tps = {s: case["n_tokens"] / r["median_s"] for s, r in case[mode].items()}
+            cpu_tps = {s: case["n_tokens"] / r["cpu_median_s"] for s, r in case[mode].items()
+                       if r.get("cpu_median_s")}
             gflops = {s: case["flops"][mode] / r["median_s"] / 1e9
                       for s, r in case[mode].items()}
             rows.append({
                 "threads": worker["threads"], "cell": case["cell"], "bi": case["bi"],
                 "nI": case["nI"], "nH": case["nH"], "lengths": case["lengths"],
-                "mode": mode, "tokens_per_s": tps, "gflops": gflops,
+                "mode": mode, "tokens_per_s": tps, "cpu_tokens_per_s": cpu_tps, "gflops": gflops,
                 "peak_fraction": {s: g / peak for s, g in gflops.items()},
                 "ours_over_torch": tps["ours"] / tps["torch"] if "torch" in tps else None,
                 "ours_over_thinc": tps["ours"] / tps["thinc"] if "thinc" in tps else None,
@@ -851,6 +870,7 @@ def render(results: Dict[str, Any]) -> str:
     lines += table(["Fact", "Value"], [
         ["CPU", f"{facts['cpu']} ({', '.join(facts.get('simd') or [])})"],
         ["nproc / usable", f"{facts['cpu_count']} / {facts['cpus_allowed']}"],
+        ["RNN compute paths", _paths_fact(facts.get("rnn_paths"))],
         ["Python", facts["python"]],
         ["numpy", f"{v['numpy']} ({facts['numpy_blas']}; {facts.get('numpy_blas_config')})"],
         ["thinc", f"{v['thinc']} (LSTM.v1 runs on blis {v.get('blis')})"],
@@ -872,6 +892,13 @@ def render(results: Dict[str, Any]) -> str:
         lines += ["", "## Pipeline", "", f"Skipped ({reason})."]
     lines += ["", "Raw numbers (every repeat): `speed.json` next to this file.", ""]
     return "\n".join(lines)
+
+
+def _paths_fact(paths: Optional[Dict[str, Any]]) -> str:
+    if not paths:
+        return "?"
+    return (", ".join(f"`{p}`" for p in paths["available"]) + f" run here; picks `{paths['picked']}`"
+            + ("" if "avx512" in paths["available"] else " (no AVX-512 path: CPU or build lacks it)"))
 
 
 def _loads(loads: Optional[List[float]]) -> str:
@@ -948,6 +975,10 @@ def render_layer(layer: Dict[str, Any], blis_threading: Optional[bool]) -> List[
         "thread each) at thread counts: "
         + (", ".join(str(w["threads"]) for w in workers if w.get("ours_parallel_directions")) or "none")
         + ".",
+        "",
+    ]
+    lines += render_targets(workers, layer["derived"])
+    lines += [
         "",
         "### Matmul peak (numpy float32, GFLOP/s, median; measured before and after the layer cases)",
         "",
@@ -1027,6 +1058,92 @@ def render_layer(layer: Dict[str, Any], blis_threading: Optional[bool]) -> List[
 MODE_NAMES = {"fwd": "fwd", "fwdbwd": "fwd+bwd"}
 
 
+# Issue #13's targets at 1 thread, ours over torch: the AVX-512 path at
+# least as fast as torch, the portable paths (any x86-64/aarch64 CPU) 0.8x.
+TARGETS = {"avx512": 1.0, "c": 0.8, "numpy": 0.8}
+
+
+def path_systems(workers: List[Dict[str, Any]]) -> Dict[str, str]:
+    """Compute path -> system name in the results ("ours" is the picked one)."""
+    path = workers[0].get("ours_path")
+    if not path:
+        return {}
+    return {path: "ours", **{p: f"ours_{p}" for p in OTHER_PATHS.get(path, ())}}
+
+
+def target_rows(workers: List[Dict[str, Any]], derived: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Per thread count, path, mode and lengths ("all" too): the ratios of
+    our tokens/s over torch's across the cases, by wall and CPU time, with
+    the median, the minimum and how many cases reach the path's target."""
+    out = []
+    kinds = sorted({r["lengths"] for r in derived})
+    groups = kinds + ["all"] if len(kinds) > 1 else kinds
+    for threads in sorted({r["threads"] for r in derived}):
+        for path, system in path_systems(workers).items():
+            for mode in MODE_NAMES:
+                for lengths in groups:
+                    rows = [r for r in derived if r["threads"] == threads and r["mode"] == mode
+                            and lengths in ("all", r["lengths"]) and system in r["tokens_per_s"]
+                            and "torch" in r["tokens_per_s"]]
+                    if not rows:
+                        continue
+                    entry: Dict[str, Any] = {"threads": threads, "path": path, "mode": mode,
+                                             "lengths": lengths, "target": TARGETS.get(path),
+                                             "cases": len(rows)}
+                    for clock, key in (("wall", "tokens_per_s"), ("cpu", "cpu_tokens_per_s")):
+                        ratios = [r[key][system] / r[key]["torch"] for r in rows
+                                  if system in r.get(key, {}) and "torch" in r.get(key, {})]
+                        if not ratios:
+                            entry[clock] = None
+                            continue
+                        entry[clock] = {
+                            "median": statistics.median(ratios), "min": min(ratios),
+                            "reached": sum(x >= (entry["target"] or 0.0) for x in ratios),
+                            "n": len(ratios),
+                            "disturbed": clock == "wall" and any(
+                                r["contended"].get(system) or r["contended"].get("torch")
+                                for r in rows),
+                        }
+                    out.append(entry)
+    return out
+
+
+def render_targets(workers: List[Dict[str, Any]], derived: List[Dict[str, Any]]) -> List[str]:
+    """Each compute path over torch, summarised against issue #13's targets."""
+    lines = ["", "### Targets: each compute path over torch", ""]
+    paths = path_systems(workers)
+    if not any("torch" in r["tokens_per_s"] for r in derived):
+        return lines + ["Not measured: torch is not installed (`pip install -e \".[bench]\"`) "
+                        "or was left out (`--no-torch`)."]
+    lines += [
+        "Our tokens/s over torch's (**above 1 = ours faster**) across the cases below, per "
+        "compute path (run here: " + ", ".join(f"`{p}`" for p in paths) + "). Targets "
+        "(issue #13, 1 thread): " + ", ".join(f"`{p}` >= {t:.1f}x" for p, t in TARGETS.items())
+        + ". `wall` = from wall-clock medians (the report's tables); `cpu` = from medians "
+        "of this process's CPU time per call, which leaves out the time other jobs held "
+        "the core (on a loaded machine the steadier of the two; at 1 thread both count one "
+        "core). `reached` = cases at or above the target. A wall figure marked "
+        f"{DISTURBED} includes a case measured only under other jobs' load.",
+        "",
+    ]
+    rows = []
+    for e in target_rows(workers, derived):
+        cells = []
+        for clock in ("wall", "cpu"):
+            f = e[clock]
+            if f is None:
+                cells += ["n/a"] * 3
+                continue
+            cells += [fmt_ratio(f["median"], f["disturbed"]), fmt_ratio(f["min"], f["disturbed"]),
+                      f"{f['reached']}/{f['n']}"]
+        target = "n/a" if e["target"] is None else f"{e['target']:.1f}"
+        rows.append([e["threads"], f"`{e['path']}`", MODE_NAMES[e["mode"]], e["lengths"], target,
+                     *cells])
+    return lines + table(["threads", "path", "mode", "lengths", "target", "wall median",
+                          "wall min", "wall reached", "cpu median", "cpu min", "cpu reached"],
+                         rows, "rlllrrrrrrr")
+
+
 def render_paths(workers: List[Dict[str, Any]], derived: List[Dict[str, Any]]) -> List[str]:
     """Our layer on each compute path the machine runs, side by side (and
     over torch where torch ran)."""
@@ -1038,6 +1155,7 @@ def render_paths(workers: List[Dict[str, Any]], derived: List[Dict[str, Any]]) -
     paths = [path, *others]
     systems = ["ours", *(f"ours_{p}" for p in others)]
     has_torch = any("torch" in r["tokens_per_s"] for r in derived)
+    has_cpu = has_torch and any("torch" in r.get("cpu_tokens_per_s", {}) for r in derived)
     lines = [
         "",
         "### Our compute paths side by side",
@@ -1046,12 +1164,16 @@ def render_paths(workers: List[Dict[str, Any]], derived: List[Dict[str, Any]]) -
         "picks; the others are forced with `benchmarks/_common.py:rnn_path`): tokens/s"
         + (", and each over torch's." if has_torch else " (torch not installed: no ratios).")
         + " `avx512` = whole-step AVX-512 kernels; `c` = C gate kernels with numpy's "
-        "matmul (any CPU); `numpy` = numpy ufuncs (no C kernels).",
+        "matmul (any CPU); `numpy` = numpy ufuncs (no C kernels)."
+        + (" `cpu` columns: the same ratios from process CPU time (see \"Targets\")."
+           if has_cpu else ""),
         "",
     ]
     header = ["threads", "mode", "cell", "dirs", "nI/H", "lengths", *(f"{p} tok/s" for p in paths)]
     if has_torch:
         header += [f"{p}/torch" for p in paths]
+    if has_cpu:
+        header += [f"{p}/torch cpu" for p in paths]
     rows = []
     for r in derived:
         t, c = r["tokens_per_s"], r["contended"]
@@ -1061,6 +1183,10 @@ def render_paths(workers: List[Dict[str, Any]], derived: List[Dict[str, Any]]) -
         if has_torch:
             row += [fmt_ratio(t[s] / t["torch"] if s in t and "torch" in t else None,
                               c.get(s, False) or c.get("torch", False)) for s in systems]
+        if has_cpu:
+            ct = r.get("cpu_tokens_per_s", {})
+            row += [fmt_ratio(ct[s] / ct["torch"] if s in ct and "torch" in ct else None)
+                    for s in systems]
         rows.append(row)
     return lines + table(header, rows, "rllllr" + "r" * (len(header) - 6))
 
@@ -1129,6 +1255,7 @@ def parse_args(argv: Optional[List[str]] = None):
     p.add_argument("--skip-layer", action="store_true", help="skip the layer section")
     p.add_argument("--skip-pipeline", action="store_true", help="skip the pipeline section")
     p.add_argument("--no-torch", action="store_true", help="leave torch out even if importable")
+    p.add_argument("--no-thinc", action="store_true", help="layer: leave thinc's LSTM out")
     p.add_argument("--picked-path-only", action="store_true",
                    help="layer: time our layer only on the compute path the machine picks, "
                         "not also on its slower ones")
@@ -1192,6 +1319,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                 "quick": args.quick, "warmup": args.warmup, "repeats": args.repeats,
                 "rounds": args.rounds, "retries": args.retries,
                 "seed": args.seed, "torch": with_torch, "paths": not args.picked_path_only,
+                "thinc": not args.no_thinc,
             }, threads))
         derived = [row for w in workers for row in derive_layer(w)]
         results["layer"] = {"workers": workers, "derived": derived,

@@ -248,7 +248,8 @@ def test_common_json_files_have_no_nan(tmp_path):
         "python benchmarks/conll03.py --configs 'a b.cfg'")
 
 
-@pytest.mark.parametrize("name", ["calibration", "speed", "lstm_floor", "glove_vectors", "conll03", "demo"])
+@pytest.mark.parametrize("name", ["calibration", "speed", "lstm_floor", "glove_vectors", "conll03", "demo",
+                                  "blas_threads"])
 def test_scripts_load_with_the_shared_helpers(name):
     module = load_script(name)
     assert module._common.REPO == ROOT
@@ -321,6 +322,70 @@ def test_speed_renders_our_paths_side_by_side():
     assert "avx512 tok/s" in text and "c tok/s" in text and "numpy tok/s" in text
     assert "1.20" in text and "0.80" in text and "0.40" in text
     assert speed.render_paths([{"ours_path": "numpy"}], [row]) == []
+
+
+def _speed_row(lengths, mode, tps, cpu_tps, contended=False):
+    return {"threads": 1, "mode": mode, "cell": "lstm", "bi": True, "nI": 96, "nH": 128,
+            "lengths": lengths, "tokens_per_s": tps, "cpu_tokens_per_s": cpu_tps,
+            "contended": {s: contended for s in tps}}
+
+
+def test_speed_targets_summarise_each_path_over_torch():
+    """Per path, mode and lengths: median and minimum of ours/torch across the
+    cases, by wall and CPU time, and how many reach the path's target."""
+    speed = load_script("speed")
+    workers = [{"ours_path": "avx512"}]
+    rows = [
+        _speed_row("equal", "fwd", {"ours": 110.0, "ours_c": 70.0, "ours_numpy": 60.0, "torch": 100.0},
+                   {"ours": 120.0, "ours_c": 90.0, "ours_numpy": 60.0, "torch": 100.0}),
+        _speed_row("variable", "fwd", {"ours": 90.0, "ours_c": 85.0, "ours_numpy": 50.0, "torch": 100.0},
+                   {"ours": 100.0, "ours_c": 85.0, "ours_numpy": 50.0, "torch": 100.0}, contended=True),
+    ]
+    got = {(e["path"], e["lengths"]): e for e in speed.target_rows(workers, rows) if e["mode"] == "fwd"}
+    assert set(got) == {(p, k) for p in ("avx512", "c", "numpy") for k in ("equal", "variable", "all")}
+    c_all = got[("c", "all")]
+    assert c_all["target"] == 0.8 and c_all["cases"] == 2
+    assert c_all["wall"]["median"] == pytest.approx(0.775) and c_all["wall"]["min"] == pytest.approx(0.70)
+    assert c_all["wall"]["reached"] == 1 and c_all["wall"]["disturbed"]
+    assert c_all["cpu"]["reached"] == 2 and not c_all["cpu"]["disturbed"]
+    assert got[("avx512", "equal")]["wall"] == {"median": 1.1, "min": 1.1, "reached": 1, "n": 1,
+                                                 "disturbed": False}
+    text = "\n".join(speed.render_targets(workers, rows))
+    assert "| 1 | `c` | fwd | all | 0.8 | 0.77† | 0.70† | 1/2 | 0.88 | 0.85 | 2/2 |" in text
+    paths = "\n".join(speed.render_paths(workers, rows))
+    assert "c/torch cpu" in paths and "| 0.70 | 0.60 | 1.20 | 0.90 | 0.60 |" in paths
+
+
+def test_speed_report_without_torch_says_so():
+    """Without torch the targets and ratio columns are left out with a note."""
+    speed = load_script("speed")
+    workers = [{"ours_path": "c"}]
+    rows = [_speed_row("equal", "fwd", {"ours": 100.0, "ours_numpy": 50.0}, {"ours": 100.0, "ours_numpy": 50.0})]
+    assert speed.target_rows(workers, rows) == []
+    assert "torch is not installed" in "\n".join(speed.render_targets(workers, rows))
+    paths = "\n".join(speed.render_paths(workers, rows))
+    assert "torch not installed: no ratios" in paths and "/torch" not in paths
+
+
+def test_speed_times_wall_and_cpu():
+    speed = load_script("speed")
+    calls = []
+    wall, cpu = speed.time_calls(lambda arg: calls.append(arg) or sum(range(20000)), lambda: 7,
+                                 warmup=1, repeats=3)
+    assert calls == [7] * 4 and len(wall) == len(cpu) == 3
+    assert all(w > 0 and c >= 0 for w, c in zip(wall, cpu))
+
+
+def test_blas_threads_settings_and_summary(monkeypatch):
+    script = load_script("blas_threads")
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
+    assert "OPENBLAS_NUM_THREADS" not in script.setting_env("default")
+    assert script.setting_env("one")["OPENBLAS_NUM_THREADS"] == "1"
+    runs = {"default": [{"c uni fwd": 0.030}, {"c uni fwd": 0.050}, {"c uni fwd": 0.040}],
+            "one": [{"c uni fwd": 0.010}, {"c uni fwd": 0.020}, {"c uni fwd": 0.030}]}
+    (row,) = script.summarise(runs)
+    assert row["path"] == "c" and row["dirs"] == "uni" and row["mode"] == "fwd"
+    assert row["default_ms"] == pytest.approx(40.0) and row["default_over_one"] == pytest.approx(2.0)
 
 
 def test_demo_halves_alternate_and_cover_the_set():

@@ -329,6 +329,35 @@ def test_parallel_directions_error_propagates(monkeypatch):
         rnn_module._run_directions(numpy, [lambda: 1, fail])
 
 
+@pytest.mark.parametrize("is_train", [False, True])
+def test_one_direction_holds_blas_to_one_thread(monkeypatch, backend, is_train):
+    """A unidirectional layer runs with BLAS held to one thread too (when BLAS
+    may use more and can be controlled): many small step products on two
+    BLAS threads were several times slower on a busy machine."""
+    import contextlib
+
+    from spacy_rnn_ner.layers import rnn as rnn_module
+
+    entered = []
+
+    @contextlib.contextmanager
+    def limiter():
+        entered.append(True)
+        yield
+
+    monkeypatch.setattr(rnn_module, "_blas_allows_threads", lambda: True)
+    monkeypatch.setattr(rnn_module, "blas_limiter", limiter)
+    model = RNN(nO=8, nI=5, cell="lstm", bidirectional=False)
+    Xp, _ = make_padded([4, 2], 5)
+    model.initialize(X=Xp)
+    Yp, backprop = model(Xp, is_train=is_train)
+    uses_blas = is_train or backends.BACKENDS[backend].blas_in_inference
+    assert entered == ([True] if uses_blas else [])
+    if is_train:
+        backprop(Yp)
+        assert entered == [True, True]
+
+
 def _forward_in_child(queue):
     model = RNN(nO=8, nI=5, cell="lstm", bidirectional=True)
     Xp, _ = make_padded([3, 2], 5)

@@ -265,8 +265,9 @@ def forward(model: Model[InT, OutT], Xp: InT, is_train: bool) -> Tuple[OutT, Cal
 # BLAS may use >= 2 threads (see `blas_limiter`), and then each direction's
 # products run single-threaded, so the process never uses more cores than
 # BLAS was allowed. The small per-step products gain more from this than from
-# BLAS splitting each of them over two threads (benchmarks/speed.py). While a
-# layer runs, BLAS calls from other threads of the process get one thread too.
+# BLAS splitting each of them over two threads (benchmarks/speed.py). A single
+# direction runs with BLAS held to one thread as well. While a layer runs,
+# BLAS calls from other threads of the process get one thread too.
 PARALLEL_DIRECTIONS = True
 # (pid, pool): a forked child (spaCy's nlp.pipe(n_process=...)) inherits the
 # pool object but not its thread, so each process makes its own.
@@ -278,10 +279,15 @@ def _run_directions(xp, jobs: List[Callable], uses_blas: bool = True) -> List:
     worthwhile; results in the order of `jobs`. `uses_blas`: whether the jobs
     call BLAS (then held to one thread while they run)."""
     global _pool
-    if len(jobs) != 2 or not PARALLEL_DIRECTIONS or xp is not numpy:
+    if xp is not numpy or not _blas_allows_threads():
         return [job() for job in jobs]
-    if not _blas_allows_threads():
-        return [job() for job in jobs]
+    if len(jobs) != 2 or not PARALLEL_DIRECTIONS:
+        # One direction at a time (a unidirectional layer) still holds BLAS
+        # to one thread: two threads per small step product made a
+        # unidirectional LSTM 8.5x slower forward and 1.9x slower forward +
+        # backward on the c path of a busy 2-core machine (batch 64, 96/128).
+        with blas_limiter() if uses_blas else contextlib.nullcontext():
+            return [job() for job in jobs]
     if _pool is None or _pool[0] != os.getpid():
         _pool = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnn-direction"))
     with blas_limiter() if uses_blas else contextlib.nullcontext():

@@ -24,7 +24,9 @@ from thinc.types import Floats2d
 
 from ..cells import Cell
 from ..workspace import WORKSPACE
-from .base import Backend, Backprop, Grads, Weights, gather_prev, once, take_grads, take_state
+from .base import (
+    Backend, Backprop, Grads, Weights, gather_prev, once, recurrent_weights, take_grads, take_state,
+)
 
 
 def gate_scale(xp, cell: Cell, nH: int, dtype):
@@ -225,7 +227,7 @@ def forward(xp, cell: Cell, w: Weights, X: Floats2d, sched, direction: str, out:
     scale = gate_scale(xp, cell, nH, dtype)
     G = xp.matmul(X, (Wx * scale[:, None]).T)
     G += b * scale
-    W_rec = (Wh * scale[:, None]).T
+    W_rec = recurrent_weights(xp, Wh * scale[:, None])
     H = xp.empty((N, nH), dtype=dtype)
     scratch = xp.empty((max_batch, Wh.shape[0]), dtype=dtype)
     state = take_state(xp, cell, N, nH, dtype)
