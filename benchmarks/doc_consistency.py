@@ -18,13 +18,15 @@ model:
 The gold data's own same-label rate (the share of repeated strings whose gold
 mentions all carry one label) is the ceiling for the first figure. With two or
 more models, the strings that one model gets all right (gold label) and the
-first does not, and the other way round, are counted: the paired difference.
+first does not, and the other way round, are counted: the paired difference,
+with an exact sign test (McNemar) on the two counts.
 
 For choices, dev data only: the script refuses a file named test*. Writes
 `OUT.md` and `OUT.json` (default `benchmarks/results/doc-consistency`), with
 the command and date.
 """
 import argparse
+import math
 import sys
 import time
 from collections import defaultdict
@@ -93,13 +95,25 @@ def consistency(golds: Sequence[Doc], preds: Sequence[Doc]) -> Dict[str, Any]:
     }
 
 
-def paired(first: Dict[str, bool], other: Dict[str, bool]) -> Dict[str, int]:
+def sign_test(a: int, b: int) -> float:
+    """Two-sided exact sign test (McNemar) on `a` and `b` discordant pairs:
+    the chance of a split at least this uneven if each pair were a coin toss."""
+    n = a + b
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(a, b) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def paired(first: Dict[str, bool], other: Dict[str, bool]) -> Dict[str, Any]:
     """Strings that `other` gets all right (gold label) and `first` does not,
-    and the other way round."""
+    the other way round, and the sign test's p on the two counts."""
     if first.keys() != other.keys():
         raise ValueError("the two models were scored on different strings")
-    return {"only_other": sum(other[k] and not first[k] for k in first),
-            "only_first": sum(first[k] and not other[k] for k in first)}
+    only_other = sum(other[k] and not first[k] for k in first)
+    only_first = sum(first[k] and not other[k] for k in first)
+    return {"only_other": only_other, "only_first": only_first,
+            "p_sign_test": sign_test(only_other, only_first)}
 
 
 # --- Running a model ------------------------------------------------------------
@@ -166,12 +180,12 @@ def render(report: Dict[str, Any]) -> str:
     if len(models) > 1:
         lines += ["", f"Paired, against {first['name']} (repeated strings all given their gold label):",
                   "", f"| Model | right only with it | right only with {first['name']} | "
-                  "gold label, difference (points) | F, difference (points) |",
-                  "|:--|--:|--:|--:|--:|"]
+                  "sign test p | gold label, difference (points) | F, difference (points) |",
+                  "|:--|--:|--:|--:|--:|--:|"]
         for m in models[1:]:
             p = m["paired"]
             lines.append(
-                f"| {m['name']} | {p['only_other']} | {p['only_first']} | "
+                f"| {m['name']} | {p['only_other']} | {p['only_first']} | {p['p_sign_test']:.3g} | "
                 f"{100 * (m['gold_label_rate'] - first['gold_label_rate']):+.2f} | "
                 f"{100 * (m['ents_f'] - first['ents_f']):+.2f} |")
     return "\n".join(lines) + "\n"

@@ -410,7 +410,10 @@ def test_doc_consistency_counts_repeated_strings():
     second = script.consistency(golds, other)
     # Washington is right but not one label: same label can be below gold label.
     assert (second["same_label"], second["gold_label"]) == (2, 3)
-    assert script.paired(result["outcomes"], second["outcomes"]) == {"only_other": 3, "only_first": 1}
+    # 3 against 1 discordant: P(split at least 3:1 of 4) = 2 * 5/16.
+    assert script.paired(result["outcomes"], second["outcomes"]) == {
+        "only_other": 3, "only_first": 1, "p_sign_test": 0.625}
+    assert script.sign_test(0, 0) == 1.0 and script.sign_test(10, 0) == pytest.approx(2 / 1024)
     with pytest.raises(ValueError, match="tokens differ"):
         script.consistency(golds[:1], golds[1:])
 
@@ -434,7 +437,7 @@ def test_doc_consistency_scores_a_pipeline_on_dev_only(tmp_path):
     assert (ruler["same_label_rate"], ruler["gold_label_rate"], ruler["gold_same_label_rate"]) == (0.5, 0.5, 0.75)
     assert ruler["ents_p"] == 1.0 and ruler["ents_r"] == pytest.approx(4 / 9)
     assert ruler["ents_f"] == pytest.approx(8 / 13)
-    assert again["paired"] == {"only_other": 0, "only_first": 0}
+    assert again["paired"] == {"only_other": 0, "only_first": 0, "p_sign_test": 1.0}
     md = out.with_suffix(".md").read_text()
     assert "| 50.00 | 50.00 | 100.00 | 44.44 | 61.54 |" in md and "75.00% of them" in md
     DocBin(docs=consistency_docs(nlp.vocab)).to_disk(tmp_path / "test.spacy")
