@@ -254,31 +254,6 @@ def test_scripts_load_with_the_shared_helpers(name):
     assert module._common.REPO == ROOT
 
 
-def test_attention_cost_docs_and_ratios():
-    """attention_cost.py: each length gets --tokens tokens; the ratios in the
-    report are attention over RNN alone, from the same run's figures."""
-    script = load_script("attention_cost")
-    docs = script.make_docs(numpy, 500, 2000, 8)
-    assert [d.shape for d in docs] == [(500, 8)] * 4
-    assert len(script.make_docs(numpy, 5000, 2000, 8)) == 1
-    rows = []
-    for system, wps, peak in (("rnn", 1000.0, 2**20), ("attn-w0", 250.0, 4 * 2**20), ("attn-w64", 500.0, 2 * 2**20)):
-        for mode in ("fwd", "fwdbwd"):
-            rows.append({"length": 50, "docs": 40, "mode": mode, "system": system, "words_per_s": wps})
-        rows.append({"length": 50, "docs": 40, "mode": "peak", "system": system, "peak_bytes": peak})
-    report = {
-        "command": "python benchmarks/attention_cost.py", "date": "2026-12-01",
-        "args": {"threads": 1, "input_width": 8, "tokens": 2000, "width": 8, "heads": 2, "repeats": 1,
-                 "slow_seconds": 30.0},
-        "load_average": {"start": [1.0], "end": [1.0]},
-        "machine": {"cpu": "x", "versions": {"numpy": "2"}, "git": "abc"},
-        "results": rows,
-    }
-    md = script.render(report)
-    assert "| 50 | 40 | fwd | 1,000 | 250 | 500 | 0.25 | 0.50 |" in md
-    assert "| 50 | 1.0 | 4.0 | 2.0 | 4.00 | 2.00 |" in md
-
-
 def test_common_rnn_path_switches_and_restores():
     from spacy_rnn_ner.layers import backend_info, backends
 
