@@ -21,7 +21,6 @@ from thinc.api import (
 )
 from thinc.types import Floats2d
 
-from .layers.attention import SelfAttention
 from .layers.char_cnn import CharCNN
 from .layers.char_embed import CharEmbed
 from .layers.crf_layer import CRF, resize_crf
@@ -95,51 +94,6 @@ def build_rnn_encoder_v2(
         layers += [LockedDropout(dropout), with_padded_buckets(rnn)]
     layers.append(LockedDropout(dropout))
     model = chain(*layers)
-    model.set_dim("nO", width)
-    return model
-
-
-@registry.architectures("spacy-rnn-ner.RNNAttentionEncoder.v1")
-def build_rnn_attention_encoder(
-    width: int = 128,
-    depth: int = 1,
-    cell: str = "lstm",
-    bidirectional: bool = True,
-    dropout: float = 0.0,
-    attention_heads: int = 4,
-    attention_window: int = 0,
-    attention_dropout: float = 0.0,
-    distance_bias: bool = True,
-) -> Model[List[Floats2d], List[Floats2d]]:
-    """`RNNEncoder.v1` followed by `SelfAttention.v1` over each document's
-    RNN states (residual and layer norm), so that a token can look at any
-    other of its document directly, e.g. a later mention at the first. The
-    RNN part is v1, as in the shipped configs, so that a config differs from
-    its attention variant by the attention alone.
-
-    width (int): Output width, even with `bidirectional`, divisible by
-        `attention_heads`. Recommended 96-256.
-    depth (int): Number of stacked recurrent layers. Recommended 1-2.
-    cell (str): "lstm" (recommended), "gru", or "elman".
-    bidirectional (bool): Read right to left as well and concatenate.
-    dropout (float): Dropout on the output of each recurrent layer in training.
-    attention_heads (int): Attention heads. Recommended 4.
-    attention_window (int): Attend within +/- this many tokens; 0 = the whole
-        document (time O(n^2) in its length n; memory stays O(n) either way).
-    attention_dropout (float): Dropout on the attention output in training.
-    distance_bias (bool): Learn a bias per head and (log-bucketed) distance.
-    """
-    rnn = build_rnn_encoder(
-        width=width, depth=depth, cell=cell, bidirectional=bidirectional, dropout=dropout
-    )
-    attention = SelfAttention(
-        width,
-        heads=attention_heads,
-        window=attention_window,
-        distance_bias=distance_bias,
-        dropout=attention_dropout,
-    )
-    model = chain(rnn, attention)
     model.set_dim("nO", width)
     return model
 

@@ -249,35 +249,10 @@ def test_common_json_files_have_no_nan(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["calibration", "speed", "lstm_floor", "glove_vectors", "conll03", "demo",
-                                  "blas_threads"])
+                                  "blas_threads", "doc_consistency"])
 def test_scripts_load_with_the_shared_helpers(name):
     module = load_script(name)
     assert module._common.REPO == ROOT
-
-
-def test_attention_cost_docs_and_ratios():
-    """attention_cost.py: each length gets --tokens tokens; the ratios in the
-    report are attention over RNN alone, from the same run's figures."""
-    script = load_script("attention_cost")
-    docs = script.make_docs(numpy, 500, 2000, 8)
-    assert [d.shape for d in docs] == [(500, 8)] * 4
-    assert len(script.make_docs(numpy, 5000, 2000, 8)) == 1
-    rows = []
-    for system, wps, peak in (("rnn", 1000.0, 2**20), ("attn-w0", 250.0, 4 * 2**20), ("attn-w64", 500.0, 2 * 2**20)):
-        for mode in ("fwd", "fwdbwd"):
-            rows.append({"length": 50, "docs": 40, "mode": mode, "system": system, "words_per_s": wps})
-        rows.append({"length": 50, "docs": 40, "mode": "peak", "system": system, "peak_bytes": peak})
-    report = {
-        "command": "python benchmarks/attention_cost.py", "date": "2026-12-01",
-        "args": {"threads": 1, "input_width": 8, "tokens": 2000, "width": 8, "heads": 2, "repeats": 1,
-                 "slow_seconds": 30.0},
-        "load_average": {"start": [1.0], "end": [1.0]},
-        "machine": {"cpu": "x", "versions": {"numpy": "2"}, "git": "abc"},
-        "results": rows,
-    }
-    md = script.render(report)
-    assert "| 50 | 40 | fwd | 1,000 | 250 | 500 | 0.25 | 0.50 |" in md
-    assert "| 50 | 1.0 | 4.0 | 2.0 | 4.00 | 2.00 |" in md
 
 
 def test_common_rnn_path_switches_and_restores():
@@ -440,3 +415,72 @@ def test_demo_report_renders_from_its_json_alone():
                    "0.80 / 0.80 / 0.80 / n/a | 0.123 | wrong |")
     assert "showcase right for 0 of 1" in md
     assert "- seed 1: `Vega` PER (0.50) — missed: Vincent Vega PER; wrong: Vega PER" in md
+
+
+def consistency_docs(vocab):
+    """Two gold docs with 4 repeated strings (8 mentions): Jules PER x2, Paris
+    LOC x2, Acme ORG x2 (Vincent occurs once); Washington LOC then ORG."""
+    from spacy.tokens import Doc
+
+    words = ["Jules", "met", "Jules", "in", "Paris", ",", "Paris", "and", "Acme", "Acme", "Vincent"]
+    ents = ["B-PER", "O", "B-PER", "O", "B-LOC", "O", "B-LOC", "O", "B-ORG", "B-ORG", "B-PER"]
+    return [Doc(vocab, words=words, ents=ents),
+            Doc(vocab, words=["Washington", "beat", "Washington"], ents=["B-LOC", "O", "B-ORG"])]
+
+
+def test_doc_consistency_counts_repeated_strings():
+    from spacy.tokens import Doc
+
+    script = load_script("doc_consistency")
+    nlp = spacy.blank("en")
+    golds = consistency_docs(nlp.vocab)
+    words = [[t.text for t in g] for g in golds]
+    # Jules PER/ORG, Paris LOC/LOC, Acme missed twice; Washington LOC/LOC.
+    first = [Doc(nlp.vocab, words=words[0], ents=["B-PER", "O", "B-ORG", "O", "B-LOC", "O", "B-LOC",
+                                                   "O", "O", "O", "B-PER"]),
+             Doc(nlp.vocab, words=words[1], ents=["B-LOC", "O", "B-LOC"])]
+    result = script.consistency(golds, first)
+    assert (result["strings"], result["mentions"], result["gold_same_label"]) == (4, 8, 3)
+    assert result["same_label"] == 2 and result["same_label_rate"] == 0.5  # Paris, Washington
+    assert result["gold_label"] == 1 and result["gold_label_rate"] == 0.25  # Paris
+    # Jules PER/PER, Paris LOC and a wrong boundary, Acme ORG/ORG, Washington right.
+    other = [Doc(nlp.vocab, words=words[0], ents=["B-PER", "O", "B-PER", "O", "B-LOC", "B-MISC",
+                                                   "I-MISC", "O", "B-ORG", "B-ORG", "O"]),
+             Doc(nlp.vocab, words=words[1], ents=["B-LOC", "O", "B-ORG"])]
+    second = script.consistency(golds, other)
+    # Washington is right but not one label: same label can be below gold label.
+    assert (second["same_label"], second["gold_label"]) == (2, 3)
+    # 3 against 1 discordant: P(split at least 3:1 of 4) = 2 * 5/16.
+    assert script.paired(result["outcomes"], second["outcomes"]) == {
+        "only_other": 3, "only_first": 1, "p_sign_test": 0.625}
+    assert script.sign_test(0, 0) == 1.0 and script.sign_test(10, 0) == pytest.approx(2 / 1024)
+    with pytest.raises(ValueError, match="tokens differ"):
+        script.consistency(golds[:1], golds[1:])
+
+
+def test_doc_consistency_scores_a_pipeline_on_dev_only(tmp_path):
+    """End to end on a saved rule-based pipeline: it finds Jules and Paris
+    (both twice, so 2 of 4 strings right) and nothing else: P 4/4, R 4/9."""
+    from spacy.tokens import DocBin
+
+    script = load_script("doc_consistency")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entity_ruler").add_patterns(
+        [{"label": "PER", "pattern": "Jules"}, {"label": "LOC", "pattern": "Paris"}])
+    nlp.to_disk(tmp_path / "ruler")
+    DocBin(docs=consistency_docs(nlp.vocab)).to_disk(tmp_path / "dev.spacy")
+    out = tmp_path / "report"
+    script.main([str(tmp_path / "dev.spacy"), "--models", f"ruler={tmp_path / 'ruler'}",
+                 f"again={tmp_path / 'ruler'}", "--out", str(out)])
+    report = json.loads(out.with_suffix(".json").read_text())
+    ruler, again = report["models"]
+    assert (ruler["same_label_rate"], ruler["gold_label_rate"], ruler["gold_same_label_rate"]) == (0.5, 0.5, 0.75)
+    assert ruler["ents_p"] == 1.0 and ruler["ents_r"] == pytest.approx(4 / 9)
+    assert ruler["ents_f"] == pytest.approx(8 / 13)
+    assert again["paired"] == {"only_other": 0, "only_first": 0, "p_sign_test": 1.0}
+    md = out.with_suffix(".md").read_text()
+    assert "| 50.00 | 50.00 | 100.00 | 44.44 | 61.54 |" in md and "75.00% of them" in md
+    DocBin(docs=consistency_docs(nlp.vocab)).to_disk(tmp_path / "test.spacy")
+    with pytest.raises(SystemExit, match="dev data only"):
+        script.main([str(tmp_path / "test.spacy"), "--models", f"ruler={tmp_path / 'ruler'}",
+                     "--out", str(out)])

@@ -37,21 +37,7 @@ def test_config_is_complete(path):
     config = load_config(path)
     filled = spacy.util.load_model_from_config(config, auto_fill=True, validate=True).config
     encode = filled["components"]["rnn_ner"]["model"]["tok2vec"]["encode"]
-    if path.stem.endswith("-attention"):
-        assert encode["@architectures"] == "spacy-rnn-ner.RNNAttentionEncoder.v1"
-        # Same as the config without attention apart from the encoder's
-        # attention settings (and comments, and conll03's fitted temperature).
-        base = load_config(path.with_name(path.stem.removesuffix("-attention") + ".cfg"))
-        base_encode = base["components"]["rnn_ner"]["model"]["tok2vec"]["encode"]
-        assert {k: v for k, v in encode.items() if not k.startswith(("attention_", "distance_", "@"))} == {
-            k: v for k, v in base_encode.items() if k != "@architectures"
-        }
-        assert config["training"] == base["training"]
-        model, base_model = config["components"]["rnn_ner"]["model"], base["components"]["rnn_ner"]["model"]
-        assert model["@architectures"] == base_model["@architectures"]
-        assert model["tok2vec"]["embed"] == base_model["tok2vec"]["embed"]
-    else:
-        assert encode["@architectures"] == "spacy-rnn-ner.RNNEncoder.v1"
+    assert encode["@architectures"] == "spacy-rnn-ner.RNNEncoder.v1"
     assert encode["cell"] == path.stem or path.stem not in {"lstm", "gru", "elman"}
     for key in ("train", "dev", "vectors"):
         assert not config["paths"][key] or not Path(config["paths"][key]).is_absolute()
@@ -110,27 +96,6 @@ def test_spacy_train_and_evaluate_cli(corpus_dir, tmp_path):
     scores = json.loads(metrics.read_text())
     assert {"ents_p", "ents_r", "ents_f", "ents_per_type"} <= set(scores)
     assert scores["ents_f"] > 0.5
-
-
-@pytest.mark.slow
-def test_attention_config_learns_with_cli(corpus_dir, tmp_path):
-    """configs/lstm-attention.cfg through `python -m spacy train` for 300
-    steps: the encoder with self-attention learns the bundled corpus."""
-    cmd = [
-        sys.executable, "-m", "spacy", "train", str(ROOT / "configs" / "lstm-attention.cfg"),
-        "--output", str(tmp_path / "out"),
-        "--paths.train", str(corpus_dir / "train.spacy"),
-        "--paths.dev", str(corpus_dir / "dev.spacy"),
-        "--training.max_steps", "300",
-        "--training.eval_frequency", "100",
-    ]
-    subprocess.run(cmd, check=True, capture_output=True, cwd=tmp_path)
-    nlp = spacy.load(tmp_path / "out" / "model-best")
-    encode = nlp.config["components"]["rnn_ner"]["model"]["tok2vec"]["encode"]
-    assert encode["@architectures"] == "spacy-rnn-ner.RNNAttentionEncoder.v1"
-    assert nlp.meta["performance"]["ents_f"] > 0.5, nlp.meta["performance"]
-    docs = list(nlp.pipe(["Mr. Smith flew from Paris to Berlin on Monday."] * 2))
-    assert any(doc.ents for doc in docs)
 
 
 def test_fill_config_completes_partial_config(tmp_path):

@@ -63,42 +63,6 @@ def test_layer_gpu_matches_cpu(cell, bidirectional):
         numpy.testing.assert_allclose(g_gpu[name], g_cpu[name], rtol=1e-3, atol=1e-4, err_msg=name)
 
 
-@pytest.mark.parametrize("window", [0, 3])
-def test_attention_gpu_matches_cpu(window):
-    """SelfAttention.v1 on cupy: outputs and every gradient as on numpy,
-    with docs of mixed lengths padded together and the distance bias."""
-    from thinc.api import CupyOps
-
-    from spacy_rnn_ner.layers.attention import SelfAttention
-
-    fix_random_seed(0)
-    rng = numpy.random.RandomState(0)
-    Xs = [rng.normal(size=(n, 16)).astype("f") for n in (17, 5, 0, 9, 1)]
-    dYs = [rng.normal(size=X.shape).astype("f") for X in Xs]
-    model = SelfAttention(16, heads=4, window=window, distance_bias=True)
-    model.initialize()
-    model.set_param("R", rng.normal(size=model.get_param("R").shape).astype("f"))
-
-    def run():
-        for name in model.param_names:
-            model.set_grad(name, model.ops.alloc(model.get_param(name).shape))
-        xp = model.ops.xp
-        Ys, backprop = model([xp.asarray(X) for X in Xs], is_train=True)
-        dXs = backprop([xp.asarray(dY) for dY in dYs])
-        to_np = model.ops.to_numpy
-        grads = {name: to_np(model.get_grad(name)) for name in model.param_names}
-        return [to_np(Y) for Y in Ys], [to_np(dX) for dX in dXs], grads
-
-    Y_cpu, dX_cpu, g_cpu = run()
-    model.to_gpu(0)
-    assert isinstance(model.ops, CupyOps)
-    Y_gpu, dX_gpu, g_gpu = run()
-    for a, b in zip(Y_gpu + dX_gpu, Y_cpu + dX_cpu):
-        numpy.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
-    for name in g_cpu:
-        numpy.testing.assert_allclose(g_gpu[name], g_cpu[name], rtol=1e-3, atol=1e-4, err_msg=name)
-
-
 def test_pipeline_on_gpu():
     import spacy
     from spacy.training import Example

@@ -19,7 +19,6 @@ EXPECTED = {
         "spacy-rnn-ner.RNNCRFTagger.v1",
         "spacy-rnn-ner.CharMultiHashEmbed.v1",
         "spacy-rnn-ner.WordCharEmbed.v1",
-        "spacy-rnn-ner.RNNAttentionEncoder.v1",
     },
     "thinc_layers": {
         "spacy-rnn-ner.RNN.v1",
@@ -28,7 +27,6 @@ EXPECTED = {
         "spacy-rnn-ner.CharCNN.v1",
         "spacy-rnn-ner.TokenDropout.v1",
         "spacy-rnn-ner.LockedDropout.v1",
-        "spacy-rnn-ner.SelfAttention.v1",
         "spacy-rnn-ner.with_padded_buckets.v1",
     },
     "spacy_scorers": {"spacy-rnn-ner.span_scorer.v1"},
