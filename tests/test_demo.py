@@ -1,6 +1,7 @@
 """The first impression: README command 1 trains configs/lstm.cfg on the
 bundled corpus; the model must generalise to the hand-written evaluation set
 (corpus/handwritten.txt), not only to the synthetic dev set."""
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,24 @@ def test_handwritten_set_is_separate_from_training():
     train_words = {t.text for line in _sentences("train.txt") for t in nlp.make_doc(line)}
     for word in ("Vincent", "Vega", "Jules", "Winnfield", "Acme"):
         assert word not in train_words, word
+
+
+def test_generator_name_lists_avoid_the_handwritten_set():
+    """The word lists added to make_corpus.py for #17's third round (names
+    that are English words, trades, club nicknames, ministry topics) share no
+    word, in any case, with corpus/handwritten.txt."""
+    sys.path.insert(0, str(CORPUS))
+    try:
+        import make_corpus
+    finally:
+        sys.path.pop(0)
+    words = {w.lower() for w in re.findall(r"[\w'-]+", (CORPUS / "handwritten.txt").read_text(encoding="utf-8"))}
+    lists = {name: getattr(make_corpus, name) for name in
+             ("WORD_GIVEN", "WORD_SURNAMES", "TRADES", "CLUB_NICKNAMES", "MINISTRY_TOPICS")}
+    for name, entries in lists.items():
+        assert entries, name
+        shared = sorted(e for e in entries if any(w.lower() in words for w in e.split()))
+        assert not shared, (name, shared)
 
 
 def test_show_entities_sample_is_the_showcase():
