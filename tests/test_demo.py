@@ -1,6 +1,7 @@
 """The first impression: README command 1 trains configs/lstm.cfg on the
 bundled corpus; the model must generalise to the hand-written evaluation set
 (corpus/handwritten.txt), not only to the synthetic dev set."""
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,10 +23,11 @@ SHOWCASE_ENTITIES = {
     ("Vincent Vega", "PER"), ("Jules Winnfield", "PER"), ("Lisbon", "LOC"), ("Reuters", "ORG"),
     ("Acme Holdings", "ORG"), ("World Cup", "MISC"), ("Brazil", "LOC"),
 }
-# Measured 0.738, 0.796, 0.725 (seeds 0, 1, 2; benchmarks/results/demo.md):
+# Measured 0.760, 0.774, 0.757 (seeds 0, 1, 2; benchmarks/results/demo.md):
 # a margin below the lowest, so that the test guards against regressions
-# without failing on a machine whose float rounding differs.
-MIN_HANDWRITTEN_F = 0.70
+# without failing on a machine whose float rounding differs (two trainings of
+# the same seed differed by up to 0.03 on half the set).
+MIN_HANDWRITTEN_F = 0.72
 
 
 def _sentences(name: str) -> list:
@@ -50,6 +52,24 @@ def test_handwritten_set_is_separate_from_training():
     train_words = {t.text for line in _sentences("train.txt") for t in nlp.make_doc(line)}
     for word in ("Vincent", "Vega", "Jules", "Winnfield", "Acme"):
         assert word not in train_words, word
+
+
+def test_generator_name_lists_avoid_the_handwritten_set():
+    """The word lists added to make_corpus.py for #17's third round (names
+    that are English words, trades, club nicknames, ministry topics) share no
+    word, in any case, with corpus/handwritten.txt."""
+    sys.path.insert(0, str(CORPUS))
+    try:
+        import make_corpus
+    finally:
+        sys.path.pop(0)
+    words = {w.lower() for w in re.findall(r"[\w'-]+", (CORPUS / "handwritten.txt").read_text(encoding="utf-8"))}
+    lists = {name: getattr(make_corpus, name) for name in
+             ("WORD_GIVEN", "WORD_SURNAMES", "TRADES", "CLUB_NICKNAMES", "MINISTRY_TOPICS")}
+    for name, entries in lists.items():
+        assert entries, name
+        shared = sorted(e for e in entries if any(w.lower() in words for w in e.split()))
+        assert not shared, (name, shared)
 
 
 def test_show_entities_sample_is_the_showcase():
