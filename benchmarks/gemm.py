@@ -4,7 +4,7 @@
     python benchmarks/gemm.py --quick          # smoke test (~1 min, to benchmarks/cache/)
 
 The AVX-512 backend (`spacy_rnn_ner/layers/backends/avx512.py`) runs its
-backprop with hand-written products of `_cpu_kernels.c`: recurrent products
+backprop with hand-written products of `_cpu_kernels_impl.c`: recurrent products
 with weights packed once per pass (`pack_b`/`gemm_packed`, inside
 `run_back_steps`), the weight gradients (`wgrad`) and the input gradient
 (`gemm_packed`). Its forward is the whole-step kernels (`run_steps`), which

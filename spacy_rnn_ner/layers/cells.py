@@ -1,7 +1,7 @@
 """The Elman, GRU and LSTM cells: their facts in one table (`CELLS`), and
-the Python face of the C kernels (`_cpu_kernels.c`): loading, availability
-(`backend_info`) and thin wrappers of the entry points that take more than
-arrays. The compute paths that use them are in `backends/`.
+the Python face of the C kernels (`_cpu_kernels.pyx` bindings over
+`_cpu_kernels_impl.c`): loading, availability (`backend_info`) and thin
+wrappers of the entry points that take more than arrays. The compute paths that use them are in `backends/`.
 
 Gate layouts (columns of the fused gate buffer, H = hidden width):
 - elman: [z]; h = tanh(z)

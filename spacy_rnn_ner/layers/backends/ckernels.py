@@ -1,7 +1,7 @@
 """The C-kernels backend (numpy float32, any CPU): the input projection of
 all steps is one BLAS product (in inference one per block of steps), then
 per step one BLAS product for the recurrence and one fused C kernel for the
-gates (`_cpu_kernels.c`, unscaled weights: no tanh trick needed). Backward
+gates (`_cpu_kernels_impl.c`, unscaled weights: no tanh trick needed). Backward
 mirrors it: per step a C gate kernel and a BLAS product, then the weight
 gradients in one product each.
 
