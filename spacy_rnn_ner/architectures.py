@@ -1,5 +1,5 @@
 """Model architectures registered with spaCy: the RNN encoder and the tagger."""
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from spacy.ml.featureextractor import FeatureExtractor
 from spacy.ml.staticvectors import StaticVectors
@@ -27,6 +27,7 @@ from .layers.crf_layer import CRF, resize_crf
 from .layers.locked_dropout import LockedDropout
 from .layers.rnn import RNN
 from .layers.token_dropout import TokenDropout
+from .layers.vocab_embed import VocabEmbed
 from .layers.with_padded_buckets import with_padded_buckets
 
 
@@ -271,15 +272,66 @@ def build_word_char_embed(
     char_nM (int): Character embedding width.
     char_window (int): Characters on each side of the CNN window.
     """
+    word = lambda n_rows: chain(  # noqa: E731
+        HashEmbed(width, n_rows, column=0, seed=8, dropout=0.0), TokenDropout(word_dropout)
+    )
+    return _word_char_embed(
+        word, width, attrs, rows, include_static_vectors, char_width, char_nM, char_window
+    )
+
+
+@registry.architectures("spacy-rnn-ner.WordCharEmbed.v2")
+def build_word_char_embed_v2(
+    width: int,
+    attrs: List[str],
+    rows: List[int],
+    include_static_vectors: bool = False,
+    word_dropout: float = 0.0,
+    char_width: int = 64,
+    char_nM: int = 32,
+    char_window: int = 1,
+    min_freq: int = 1,
+) -> Model[List[Doc], List[Floats2d]]:
+    """As `WordCharEmbed.v1`, but the first attribute (the word) is looked up
+    in a vocabulary of the words seen in training (`VocabEmbed.v1`) instead
+    of hashed: a word never seen in training gets the learned unknown-word
+    vector, not the rows of unrelated words it collides with. The component
+    builds the vocabulary from all training docs at initialization.
+
+    rows (List[int]): rows[0] is the largest vocabulary (most frequent words
+        first); the others are hash table rows per attribute.
+    word_dropout (float): In training, the probability that a known word is
+        replaced by the unknown word.
+    min_freq (int): Words seen fewer times in training are unknown.
+    Other arguments as in v1.
+    """
+    word = lambda n_rows: VocabEmbed(  # noqa: E731
+        width, n_rows, attr=attrs[0] if attrs else "NORM", column=0,
+        min_freq=min_freq, unk_rate=word_dropout,
+    )
+    return _word_char_embed(
+        word, width, attrs, rows, include_static_vectors, char_width, char_nM, char_window
+    )
+
+
+def _word_char_embed(
+    word: Callable[[int], Model],
+    width: int,
+    attrs: List[str],
+    rows: List[int],
+    include_static_vectors: bool,
+    char_width: int,
+    char_nM: int,
+    char_window: int,
+) -> Model[List[Doc], List[Floats2d]]:
     if len(rows) != len(attrs) or not attrs:
         raise ValueError(f"WordCharEmbed: need one rows entry per attribute, got {rows} for {attrs}")
-    # spaCy's MultiHashEmbed, built here rather than called, because word
-    # dropout goes between the first table and the concatenation.
-    tables = []
-    for i, n_rows in enumerate(rows):
+    # spaCy's MultiHashEmbed, built here rather than called, because the word
+    # table (with its dropout) differs from the other attributes' tables.
+    tables = [word(rows[0])]
+    for i, n_rows in enumerate(rows[1:], start=1):
         # Same seeds as spaCy's MultiHashEmbed.
-        table = HashEmbed(width, n_rows, column=i, seed=8 + i, dropout=0.0)
-        tables.append(chain(table, TokenDropout(word_dropout)) if i == 0 else table)
+        tables.append(HashEmbed(width, n_rows, column=i, seed=8 + i, dropout=0.0))
     hashed = chain(FeatureExtractor(attrs), list2ragged(), with_array(concatenate(*tables)))
     n_in = width * len(attrs)
     if include_static_vectors:

@@ -26,6 +26,7 @@ from thinc.types import Floats2d
 from .batching import begin_update_bucketed, predict_bucketed
 from .crf import span_labels
 from .decode import decode
+from .layers.vocab_embed import vocab_layers, build_vocab
 from .losses import TagLoss, tag_loss_class
 from .serialize import load_cfg, load_model, nonfinite_counts, read_file, stamp_labels
 from .tags import is_missing, make_tags
@@ -245,6 +246,14 @@ class RNNEntityRecognizer(TrainablePipe):
                 for ent in eg.reference.ents:
                     self.add_label(ent.label_)
         self._require_labels()
+        # Word vocabularies (WordCharEmbed.v2) come from all training docs,
+        # also those of a shared tok2vec this component listens to.
+        models = [self.model]
+        for _, proc in nlp.pipeline if nlp is not None else []:
+            if self.name in getattr(proc, "listener_map", {}):
+                models.append(proc.model)
+        for layer in (node for model in models for node in vocab_layers(model)):
+            build_vocab(layer, (eg.x for eg in get_examples()))
         docs = [eg.x for eg in islice(get_examples(), 10)]
         # Y only tells the output layer its width.
         Y = [self.model.ops.alloc2f(len(doc), len(self.tags)) for doc in docs]

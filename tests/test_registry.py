@@ -19,6 +19,7 @@ EXPECTED = {
         "spacy-rnn-ner.RNNCRFTagger.v1",
         "spacy-rnn-ner.CharMultiHashEmbed.v1",
         "spacy-rnn-ner.WordCharEmbed.v1",
+        "spacy-rnn-ner.WordCharEmbed.v2",
     },
     "thinc_layers": {
         "spacy-rnn-ner.RNN.v1",
@@ -26,6 +27,7 @@ EXPECTED = {
         "spacy-rnn-ner.CharEmbed.v1",
         "spacy-rnn-ner.CharCNN.v1",
         "spacy-rnn-ner.TokenDropout.v1",
+        "spacy-rnn-ner.VocabEmbed.v1",
         "spacy-rnn-ner.LockedDropout.v1",
         "spacy-rnn-ner.with_padded_buckets.v1",
     },
