@@ -144,3 +144,32 @@ def test_spacy_train_gpu(tmp_path):
     assert result.returncode == 0
     assert "Using GPU" in result.stdout
     assert (tmp_path / "out" / "model-best").exists()
+
+
+def test_vocab_embed_gpu_matches_cpu():
+    """VocabEmbed.v1's lookup, unknown row and scatter-add gradient on cupy."""
+    import spacy
+    from thinc.api import CupyOps
+    from spacy.tokens import Doc
+
+    from spacy_rnn_ner.layers.vocab_embed import VocabEmbed, build_vocab
+
+    nlp = spacy.blank("en")
+    docs = [Doc(nlp.vocab, words="Vincent met Jules and Vincent".split())]
+    X = docs[0].to_array(["NORM"]).reshape(-1, 1).astype("uint64")
+    X = numpy.concatenate([X, numpy.array([[12345]], dtype="uint64")])
+    dY = numpy.random.default_rng(0).normal(size=(X.shape[0], 6)).astype("f")
+    results = []
+    for ops in (NumpyOps(), CupyOps()):
+        fix_random_seed(0)
+        layer = VocabEmbed(6, 10)
+        layer.initialize()
+        build_vocab(layer, docs)
+        if isinstance(ops, CupyOps):
+            layer.to_gpu(0)
+        Y, backprop = layer(ops.asarray(X), is_train=False)
+        backprop(ops.asarray(dY))
+        results.append((ops.to_numpy(Y), ops.to_numpy(layer.get_grad("E"))))
+    (Y_cpu, g_cpu), (Y_gpu, g_gpu) = results
+    numpy.testing.assert_allclose(Y_gpu, Y_cpu)
+    numpy.testing.assert_allclose(g_gpu, g_cpu, rtol=1e-5, atol=1e-6)
