@@ -249,7 +249,7 @@ def test_common_json_files_have_no_nan(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["calibration", "speed", "lstm_floor", "glove_vectors", "conll03", "demo",
-                                  "blas_threads", "doc_consistency"])
+                                  "blas_threads", "doc_consistency", "generalisation"])
 def test_scripts_load_with_the_shared_helpers(name):
     module = load_script(name)
     assert module._common.REPO == ROOT
