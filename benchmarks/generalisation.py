@@ -36,7 +36,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 import spacy
 from spacy.scorer import get_ner_prf
 from spacy.tokens import Doc, DocBin, Span
-from spacy.training import Example
+from spacy.training import Example, biluo_tags_to_spans, iob_to_biluo
 from spacy.vocab import Vocab
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by file path
@@ -126,20 +126,16 @@ def read_conll2(path: Path) -> List[Tuple[List[str], List[str]]]:
 
 
 def iob_spans(tags: Sequence[str]) -> List[Mention]:
-    """Entities of IOB tags (IOB2 or IOB1, the conlleval convention): a run that
-    starts at B-X, or at I-X after O or another type."""
-    spans: List[Mention] = []
-    start, label = None, None
-    for i, tag in enumerate(list(tags) + ["O"]):
+    """Entities of IOB tags (IOB2 or IOB1, the conlleval convention: a run
+    that starts at B-X, or at I-X after O or another type), by spaCy's
+    `iob_to_biluo` and `biluo_tags_to_spans`."""
+    for tag in tags:
         prefix, _, kind = tag.partition("-")
         if prefix not in ("B", "I", "O") or (prefix != "O" and not kind):
             raise ValueError(f"not an IOB tag: {tag!r}")
-        if label is not None and (prefix != "I" or kind != label):
-            spans.append((start, i, label))
-            start, label = None, None
-        if prefix == "B" or (prefix == "I" and label is None):
-            start, label = i, kind
-    return spans
+    doc = Doc(Vocab(), words=["_"] * len(tags))
+    spans = biluo_tags_to_spans(doc, iob_to_biluo(list(tags)))
+    return [(span.start, span.end, span.label_) for span in spans]
 
 
 def map_spans(spans: Iterable[Mention], mapping: Dict[str, str] = WNUT_LABELS) -> List[Mention]:
