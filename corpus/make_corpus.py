@@ -1732,21 +1732,6 @@ CLAUSES = [
     "{NAT} <officials|farmers|fans|voters|doctors|students|investors> <met|praised|criticised|cheered|questioned> {P}",
     "<the talks|the deal|the contract|the game|the match> <with|between|against> {O} <ended|was signed|collapsed|went ahead> in {L}",
     "<a report by|a letter from|a statement from|a spokesman for|a judge at> {O} <blamed|praised|named|thanked|cleared> {P}",
-    # third round (#17): roles in apposition, sport results, places as
-    # modifiers and after "residents of", companies known only by context
-    "{P}, <the|a> <finance chief|head of sales|chief executive|director|founder|spokeswoman|lawyer|coach|chair> <at|of> {O}, <will leave|said no|resigned|agreed|was not available|retired|is stepping down>",
-    "{P} <beat|lost to|edged past|thrashed> {P} <in straight sets|in the final|on penalties|in three sets|by two strokes|in a tie-break>",
-    "{P} <scored|played|signed|starred|kept goal> for {CLUB}",
-    "<residents|people|farmers|tourists|commuters> <of|in|around> {L} <woke up to snow|were evacuated|voted no|complained|were stranded>",
-    "the <island|city|town|village|region|port|province|county> of {L} <is|was|looked> <quiet|flooded|famous for wine|cut off|busy>",
-    "{P} <asked about|called about|sent the notes from|cancelled> the {L} <shipment|meeting|office|order|trip|branch|visit>",
-    "{O}, <known as|formerly|once called|now called> {BRAND}, <makes|sells|builds|designs> <sensors|software|bikes|shoes|chips|furniture>",
-    "the merger of {O} and {BRAND} <still needs approval|was blocked|went ahead|fell through>",
-    "<analysts|investors|critics|rivals> <expect|want|fear> {BRAND} to <cut prices|grow|fail|hire|expand>",
-    "{BRAND} <makes|sells|builds|ships|designs> <sensors|software|furniture|shoes|chips|bikes|toys|tea>",
-    "{P} told {MEDIA} <she|he|they> <had no plans to retire|was leaving|would run again|felt fine>",
-    "{P} will <captain|represent|coach|lead> {COUNTRY} at the {SPORTEV}",
-    "{P} <works|worked|is an intern|interned> at {BRAND}",
 ]
 OPENERS = [
     "", "", "", "", "", "On {DAY}, ", "Last <week|month|year>, ", "In {L}, ", "According to {MEDIA}, ",
