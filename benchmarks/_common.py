@@ -17,7 +17,7 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 REPO = Path(__file__).resolve().parent.parent
 THREAD_VARS = (
@@ -123,6 +123,17 @@ def machine_facts(dists: Iterable[str] = DISTS) -> Dict[str, Any]:
 def command_line(script: str, argv: Sequence[str]) -> str:
     """The command as a user would type it from the repository root."""
     return " ".join(["python", f"benchmarks/{script}", *map(shlex.quote, argv)])
+
+
+def parse_models(specs: Sequence[str]) -> List[Tuple[str, str]]:
+    """(name, path) of each `--models NAME=PATH` argument."""
+    out = []
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise SystemExit(f"--models: expected NAME=PATH, got {spec!r}")
+        out.append((name, path))
+    return out
 
 
 def repo_path(path: str) -> Path:

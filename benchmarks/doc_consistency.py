@@ -191,16 +191,6 @@ def render(report: Dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def parse_models(specs: Sequence[str]) -> List[Tuple[str, str]]:
-    out = []
-    for spec in specs:
-        name, sep, path = spec.partition("=")
-        if not sep or not name or not path:
-            raise SystemExit(f"--models: expected NAME=PATH, got {spec!r}")
-        out.append((name, path))
-    return out
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("data", help="gold DocBin of dev data")
@@ -210,7 +200,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", default="benchmarks/results/doc-consistency", help="path without suffix")
     argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)
-    models = parse_models(args.models)
+    models = _common.parse_models(args.models)
     facts = _common.machine_facts()
     results = []
     golds: List[Doc] = []

@@ -298,16 +298,6 @@ def render(report: Dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def parse_models(specs: Sequence[str]) -> List[Tuple[str, str]]:
-    out = []
-    for spec in specs:
-        name, sep, path = spec.partition("=")
-        if not sep or not name or not path:
-            raise SystemExit(f"--models: expected NAME=PATH, got {spec!r}")
-        out.append((name, path))
-    return out
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", required=True, help="NAME=PATH of each pipeline")
@@ -322,7 +312,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", default="benchmarks/results/generalisation", help="path without suffix")
     argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)
-    models = parse_models(args.models)
+    models = _common.parse_models(args.models)
     conll_path, train_path = _common.repo_path(args.conll), _common.repo_path(args.train)
     check_split(conll_path, args.allow_test, "--conll")
     wnut_path: Optional[Path] = _common.repo_path(args.wnut) / f"{args.wnut_split}.conll"

@@ -306,7 +306,7 @@ def build_word_char_embed_v2(
     Other arguments as in v1.
     """
     word = lambda n_rows: VocabEmbed(  # noqa: E731
-        width, n_rows, attr=attrs[0] if attrs else "NORM", column=0,
+        width, n_rows, attr=attrs[0], column=0,
         min_freq=min_freq, unk_rate=word_dropout,
     )
     return _word_char_embed(
