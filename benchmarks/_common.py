@@ -167,6 +167,14 @@ def write_json(path: Path, data: Any, indent: int = 2) -> None:
     path.write_text(json.dumps(json_safe(data), indent=indent) + "\n", encoding="utf8")
 
 
+def write_report(out: Path, data: Any, render: Callable[[Any], str]) -> str:
+    """Write OUT.json (the data) and OUT.md (`render(data)`); return the Markdown."""
+    write_json(out.with_suffix(".json"), data)
+    text = render(data)
+    out.with_suffix(".md").write_text(text, encoding="utf8")
+    return text
+
+
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf8"))
 

@@ -287,10 +287,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "model": model_desc, "batch_size": args.batch_size, "runs": runs, "identical": identical,
         "driver_docs_per_s": driver_ceiling(input_path, outputs[0]),
     }
-    out = _common.repo_path(args.out)
-    _common.write_json(out.with_suffix(".json"), result)
-    out.with_suffix(".md").write_text(report(result))
-    print(report(result))
+    print(_common.write_report(_common.repo_path(args.out), result, report))
     return 0
 
 

@@ -164,10 +164,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     report["runs"] = measure(args.repeats, args.calls)
     report["rows"] = summarise(report["runs"])
     report["loadavg_end"] = _common.loadavg()
-    text = render(report)
-    _common.write_json(args.out.with_suffix(".json"), report)
-    args.out.with_suffix(".md").write_text(text)
-    print(text)
+    print(_common.write_report(args.out, report, render))
 
 
 if __name__ == "__main__":

@@ -245,8 +245,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         "runs": runs,
     }
     out = _common.repo_path(args.out)
-    _common.write_json(out.with_suffix(".json"), report)
-    out.with_suffix(".md").write_text(render_markdown(report), encoding="utf8")
+    _common.write_report(out, report, render_markdown)
     log(f"wrote {_common.show(out.with_suffix('.md'))} and .json")
     return report
 

@@ -225,10 +225,7 @@ def main(argv=None) -> None:
         "machine": facts,
         "models": results,
     }
-    out = _common.repo_path(args.out)
-    _common.write_json(out.with_suffix(".json"), report)
-    out.with_suffix(".md").write_text(render(report), encoding="utf8")
-    print(render(report))
+    print(_common.write_report(_common.repo_path(args.out), report, render))
 
 
 if __name__ == "__main__":

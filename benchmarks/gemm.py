@@ -287,10 +287,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         results["pipeline"] = measure_pipeline(
             rounds, 100 if args.quick else 400, 64 if args.quick else 256, args.width)
     out = args.out or (CACHE if args.quick else RESULTS) / "gemm"
-    _common.write_json(out.with_suffix(".json"), results)
-    text = render(results)
-    out.with_suffix(".md").write_text(text, encoding="utf8")
-    print(text)
+    print(_common.write_report(out, results, render))
 
 
 if __name__ == "__main__":
