@@ -191,11 +191,16 @@ def negative_span_nll(xp, chain: Chain, emissions, lengths, gold_mask, spans: Se
     return (loss, d_emis) + tuple(d_params)
 
 
-def viterbi(xp, chain: Chain, emissions, lengths, forbid_mask=None) -> List[numpy.ndarray]:
+def viterbi(
+    xp, chain: Chain, emissions, lengths, forbid_mask=None, allowed_mask=None
+) -> List[numpy.ndarray]:
     """Best valid BILUO path per sequence (int32 host arrays of its length):
     the package's one Viterbi. `forbid_mask` (B, T) bool forces "O" where
-    True (e.g. the token already belongs to an entity). Every path is valid,
-    whatever the (finite) scores; NaN scores raise.
+    True (e.g. the token already belongs to an entity). `allowed_mask`
+    (B, T, n_tags) optionally restricts the tags per token, as in
+    `forward_backward`; it must leave "O" allowed, so that a valid path
+    remains. Every path is valid, whatever the (finite) scores; NaN scores
+    raise.
 
     Unlike the sums above, this scores in float32 with -inf, not LOG_ZERO,
     for forbidden moves: a max has no inf - inf, and a valid path of very
@@ -220,6 +225,11 @@ def viterbi(xp, chain: Chain, emissions, lengths, forbid_mask=None) -> List[nump
     start = constrained(allowed_starts(tags), chain.start)
     end = constrained(allowed_ends(tags), chain.end)
     trans = constrained(allowed_transitions(tags), chain.transitions)
+    if allowed_mask is not None:
+        allowed = xp.asarray(allowed_mask, dtype=bool)
+        if bool((~allowed[:, :, 0] & real).any()):
+            raise ValueError("allowed_mask must allow 'O' on every token")
+        emissions = xp.where(allowed, emissions, neg_inf).astype("f")
     if forbid_mask is not None:
         forbid = real & xp.asarray(forbid_mask, dtype=bool)
         emissions[:, :, 1:] = xp.where(forbid[:, :, None], neg_inf, emissions[:, :, 1:])

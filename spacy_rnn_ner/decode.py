@@ -6,7 +6,9 @@ posteriors p, used as emissions log(p) with zero transitions. Either way the
 BILUO constraints apply, Viterbi gives the best valid path, and
 forward-backward gives each entity's marginal probability under the model.
 Docs are decoded in buckets of similar length (batching.py), padded into one
-array each.
+array each. Where a doc's sentence starts are known, no entity crosses one
+(as with spaCy's `ner`): a sentence start only takes tags that may open a
+sequence (O, B-*, U-*).
 """
 from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -16,7 +18,7 @@ from thinc.types import Floats2d
 
 from . import batching, crf
 from .crf import Chain
-from .tags import tags_to_spans
+from .tags import allowed_starts, tags_to_spans
 
 # Longest alternative span considered by the recall mode (`threshold`).
 MAX_ALTERNATIVE_LEN = 16
@@ -35,19 +37,40 @@ class _Bucket(NamedTuple):
     emissions: Floats2d  # (B, T, n_tags), zero on padding
     lengths: Floats2d  # (B,) int32 on xp
     forbid: numpy.ndarray  # (B, T) bool, host
+    breaks: numpy.ndarray  # (B, T) bool, host: no entity continues into the token
+
+    def allowed(self, tags: Sequence[str]) -> Optional[numpy.ndarray]:
+        """(B, T, n_tags) bool mask of the tags each token may take (host),
+        or None when nothing is restricted."""
+        if not (self.forbid.any() or self.breaks.any()):
+            return None
+        allowed = numpy.ones(self.forbid.shape + (len(tags),), dtype=bool)
+        allowed[:, :, 1:] &= ~self.forbid[:, :, None]
+        allowed[self.breaks] &= allowed_starts(tags)
+        return allowed
 
 
 def best_paths(
-    xp, chain: Chain, emissions_list: Sequence[Floats2d], forbid_list: ForbidT = None
+    xp,
+    chain: Chain,
+    emissions_list: Sequence[Floats2d],
+    forbid_list: ForbidT = None,
+    breaks_list: ForbidT = None,
 ) -> List[numpy.ndarray]:
     """The best valid tag path (int32 tag indices, host memory) of every
     item of a list of (n_tokens, n_tags) scores, in length buckets.
 
     forbid_list: per item None or a bool array (n_tokens,): True forces "O".
+    breaks_list: per item None or a bool array (n_tokens,): True where no
+        entity may continue into the token (a sentence start).
     """
     paths = [numpy.zeros((int(e.shape[0]),), dtype="i") for e in emissions_list]
-    for bucket in _buckets(xp, chain, emissions_list, forbid_list):
-        found = crf.viterbi(xp, chain, bucket.emissions, bucket.lengths, xp.asarray(bucket.forbid))
+    for bucket in _buckets(xp, chain, emissions_list, forbid_list, breaks_list):
+        allowed = bucket.allowed(chain.tags)
+        found = crf.viterbi(
+            xp, chain, bucket.emissions, bucket.lengths,
+            allowed_mask=None if allowed is None else xp.asarray(allowed),
+        )
         for i, path in zip(bucket.items, found):
             paths[i] = path
     return paths
@@ -59,6 +82,7 @@ def decode(
     docs: Sequence[Doc],
     emissions_list: Sequence[Floats2d],
     forbid_list: ForbidT = None,
+    breaks_list: ForbidT = None,
     *,
     with_probs: bool = True,
     threshold: Optional[float] = None,
@@ -68,29 +92,27 @@ def decode(
 
     emissions_list: per doc an (n_tokens, n_tags) array of scores.
     forbid_list: per doc None or a bool array (n_tokens,): True forces "O".
+    breaks_list: per doc None or a bool array (n_tokens,): True where no
+        entity may continue into the token (see `sentence_breaks`).
     RETURNS: per doc its entities as spaCy spans (from `biluo_tags_to_spans`),
         their probabilities (empty unless `with_probs`) and the alternatives.
     """
     tags = chain.tags
-    n_tags = len(tags)
     empty = numpy.zeros((0,), dtype="f")
     results = [DocDecoding([], empty, []) for _ in emissions_list]
     label_ids = {label: i for i, label in enumerate(crf.span_labels(tags))}
-    for bucket in _buckets(xp, chain, emissions_list, forbid_list):
-        items, forbid = bucket.items, bucket.forbid
+    for bucket in _buckets(xp, chain, emissions_list, forbid_list, breaks_list):
+        items = bucket.items
         args = (xp, chain, bucket.emissions, bucket.lengths)
-        paths = crf.viterbi(*args, forbid_mask=xp.asarray(forbid))
+        allowed_np = bucket.allowed(tags)
+        allowed = None if allowed_np is None else xp.asarray(allowed_np)
+        paths = crf.viterbi(*args, allowed_mask=allowed)
         ents = [
             tags_to_spans(docs[i], [tags[t] for t in path.tolist()])
             for i, path in zip(items, paths)
         ]
         spans = [[(e.start, e.end, label_ids[e.label_]) for e in doc_ents] for doc_ents in ents]
         if with_probs or threshold is not None:
-            allowed = None
-            if forbid.any():
-                allowed_np = numpy.ones(forbid.shape + (n_tags,), dtype=bool)
-                allowed_np[:, :, 1:] &= ~forbid[:, :, None]
-                allowed = xp.asarray(allowed_np)
             fb = crf.forward_backward(*args, allowed_mask=allowed)
             log_probs = crf.span_log_marginals(*args, spans, allowed_mask=allowed, fb=fb)
             alternatives: List[List[Tuple[int, int, int, float]]] = [[] for _ in items]
@@ -110,8 +132,23 @@ def decode(
     return results
 
 
+def sentence_breaks(doc: Doc) -> Optional[numpy.ndarray]:
+    """Bool (n_tokens,): True at every sentence start but the first token,
+    where an entity may not continue; None if the doc has no sentence start
+    set (then entities may span any tokens)."""
+    if len(doc) < 2 or not doc.has_annotation("SENT_START"):
+        return None
+    breaks = doc.to_array("SENT_START") == 1
+    breaks[0] = False
+    return breaks if breaks.any() else None
+
+
 def _buckets(
-    xp, chain: Chain, emissions_list: Sequence[Floats2d], forbid_list: ForbidT
+    xp,
+    chain: Chain,
+    emissions_list: Sequence[Floats2d],
+    forbid_list: ForbidT,
+    breaks_list: ForbidT = None,
 ) -> Iterator[_Bucket]:
     """The non-empty items, padded into length buckets (see batching.py):
     bounds the (B, T, n_tags) arrays of a batch that holds one very long doc."""
@@ -128,8 +165,11 @@ def _buckets(
         n_steps = lengths[items[0]]
         emissions = xp.zeros((len(items), n_steps, n_tags), dtype="f")
         forbid = numpy.zeros((len(items), n_steps), dtype=bool)
+        breaks = numpy.zeros((len(items), n_steps), dtype=bool)
         for row, i in enumerate(items):
             emissions[row, : lengths[i]] = emissions_list[i]
-            if forbid_list is not None and forbid_list[i] is not None:
-                forbid[row, : lengths[i]] = forbid_list[i]
-        yield _Bucket(items, emissions, xp.asarray([lengths[i] for i in items], dtype="i"), forbid)
+            for given, mask in ((forbid_list, forbid), (breaks_list, breaks)):
+                if given is not None and given[i] is not None:
+                    mask[row, : lengths[i]] = given[i]
+        lengths_xp = xp.asarray([lengths[i] for i in items], dtype="i")
+        yield _Bucket(items, emissions, lengths_xp, forbid, breaks)

@@ -25,7 +25,7 @@ from thinc.types import Floats2d
 
 from .batching import begin_update_bucketed, predict_bucketed
 from .crf import span_labels
-from .decode import decode
+from .decode import decode, sentence_breaks
 from .layers.vocab_embed import vocab_layers, build_vocab
 from .losses import TagLoss, tag_loss_class
 from .serialize import load_cfg, load_model, nonfinite_counts, read_file, stamp_labels
@@ -277,7 +277,9 @@ class RNNEntityRecognizer(TrainablePipe):
 
         Unless `overwrite_ents`, the entities already on a doc and its blocked
         tokens are kept, new entities never overlap them, and every other
-        token is set to "O" (not missing).
+        token is set to "O" (not missing). Where the doc's sentence starts
+        are set (by a parser, a senter or the input), no new entity crosses
+        one.
 
         With a `spans_key`, `doc.spans[spans_key]` holds the new entities
         (and, with a `threshold`, every other span at least that probable),
@@ -313,6 +315,7 @@ class RNNEntityRecognizer(TrainablePipe):
             docs,
             emissions,
             forbid,
+            [sentence_breaks(doc) for doc in docs],
             with_probs=self.spans_key is not None,
             threshold=self.threshold,
         )

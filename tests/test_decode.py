@@ -4,29 +4,36 @@ import itertools
 
 import numpy
 import pytest
+import spacy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from spacy.tokens import Doc
 
 from spacy_rnn_ner import batching
 from spacy_rnn_ner.crf import Chain
-from spacy_rnn_ner.decode import best_paths
+from spacy_rnn_ner.decode import best_paths, decode, sentence_breaks
 from spacy_rnn_ner.tags import is_valid_sequence, make_tags
 
 from .util import reference_is_valid
 
 
-def viterbi_decode(scores_list, tags, forbid_list=None):
+def viterbi_decode(scores_list, tags, forbid_list=None, breaks_list=None):
     """Best paths of a softmax tagger's chain (no transition scores)."""
-    return best_paths(numpy, Chain.zeros(numpy, tags), scores_list, forbid_list)
+    return best_paths(numpy, Chain.zeros(numpy, tags), scores_list, forbid_list, breaks_list)
 
 
-def brute_force(scores, tags, forbid=None):
+def brute_force(scores, tags, forbid=None, breaks=None):
     """Best valid sequence by enumerating all of them."""
     n_tokens = scores.shape[0]
     best, best_score = None, -numpy.inf
     for ids in itertools.product(range(len(tags)), repeat=n_tokens):
         if forbid is not None and any(forbid[i] and ids[i] != 0 for i in range(n_tokens)):
+            continue
+        # An entity crossing a break holds an I- or L- tag on the break.
+        if breaks is not None and any(
+            breaks[i] and tags[ids[i]][:1] in ("I", "L") for i in range(n_tokens)
+        ):
             continue
         if not reference_is_valid([tags[i] for i in ids]):
             continue
@@ -64,6 +71,55 @@ def test_viterbi_with_mask_matches_brute_force(seed):
     (got,) = viterbi_decode([scores], tags, [forbid])
     assert got.tolist() == expected
     assert all(got[forbid] == 0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_viterbi_with_sentence_breaks_matches_brute_force(seed):
+    rng = numpy.random.RandomState(seed)
+    tags = make_tags(["A", "B"])
+    scores = rng.normal(0, 2, (5, len(tags))).astype("f")
+    # Entities that want to run across the whole sequence.
+    scores[:, [tags.index("I-A"), tags.index("L-A"), tags.index("B-A")]] += 4.0
+    breaks = numpy.asarray([False, False, True, False, True])
+    forbid = numpy.asarray([False, False, False, seed % 2 == 0, False])
+    expected, _ = brute_force(scores, tags, forbid, breaks)
+    (got,) = viterbi_decode([scores], tags, [forbid], [breaks])
+    assert got.tolist() == expected
+    assert not any(tags[t][:1] in ("I", "L") for t in got[breaks])
+
+
+def test_decode_entities_stay_inside_sentences():
+    nlp = spacy.blank("en")
+    tags = make_tags(["PER"])
+    # The scores want "Damien Flemming" as one name; the data's sentence
+    # break between the two words must split it, and the probabilities must
+    # be those of the constrained chain (one-token names here).
+    words = ["Damien", "Flemming", "took", "two"]
+    scores = numpy.full((4, len(tags)), -5.0, dtype="f")
+    scores[0, tags.index("B-PER")] = 5.0
+    scores[1, tags.index("L-PER")] = 5.0
+    scores[0, tags.index("U-PER")] = scores[1, tags.index("U-PER")] = 1.0
+    scores[2:, 0] = 5.0
+    chain = Chain.zeros(numpy, tags)
+    free = Doc(nlp.vocab, words=words)
+    split = Doc(nlp.vocab, words=words, sent_starts=[True, True, True, False])
+    assert sentence_breaks(free) is None
+    assert sentence_breaks(split).tolist() == [False, True, True, False]
+    (whole,) = decode(numpy, chain, [free], [scores], None, [sentence_breaks(free)])
+    (parts,) = decode(numpy, chain, [split], [scores], None, [sentence_breaks(split)])
+    assert [(e.start, e.end) for e in whole.spans] == [(0, 2)]
+    assert [(e.start, e.end) for e in parts.spans] == [(0, 1), (1, 2)]
+    # Each word alone: U-PER (score 1) against O (score -5).
+    p_name = numpy.exp(1.0) / (numpy.exp(1.0) + numpy.exp(-5.0))
+    assert parts.probs.tolist() == pytest.approx([p_name, p_name], rel=1e-4)
+
+
+def test_sentence_breaks_edge_cases():
+    nlp = spacy.blank("en")
+    assert sentence_breaks(Doc(nlp.vocab, words=[])) is None
+    assert sentence_breaks(Doc(nlp.vocab, words=["one"], sent_starts=[True])) is None
+    # One sentence: its start is the doc's start, no break.
+    assert sentence_breaks(Doc(nlp.vocab, words=["a", "b"], sent_starts=[True, False])) is None
 
 
 @pytest.mark.parametrize("max_padded", [2**16, 12])

@@ -178,6 +178,26 @@ def test_set_annotations_overwrite_ents():
     assert [(e.start, e.end, e.label_) for e in doc.ents] == [(0, 2, "PER"), (3, 5, "PER")]
 
 
+def test_set_annotations_keeps_entities_inside_sentences():
+    nlp = blank()
+    ner = nlp.get_pipe("rnn_ner")
+    ner.add_label("PER")
+    words = ["Damien", "Flemming", "took", "two"]
+    # The model wants one name over both words; its second choice for each
+    # word is a one-token name.
+    probs = _onehot_probs(ner.tags, ["B-PER", "L-PER", "O", "O"])
+    probs[[0, 1], ner.tags.index("U-PER")] = 0.05
+    no_sents = Doc(nlp.vocab, words=words)
+    ner.set_annotations([no_sents], [probs])
+    assert [(e.start, e.end) for e in no_sents.ents] == [(0, 2)]
+    # The data puts a sentence break between the two words (as CoNLL-2003
+    # does in a few places): like spaCy's ner, no entity crosses it.
+    sents = Doc(nlp.vocab, words=words, sent_starts=[True, True, False, False])
+    ner.set_annotations([sents], [probs])
+    assert [(e.start, e.end, e.label_) for e in sents.ents] == [(0, 1, "PER"), (1, 2, "PER")]
+    assert list(sents.spans[ner.spans_key]) == list(sents.ents)
+
+
 def test_set_annotations_zero_probabilities():
     nlp = blank()
     ner = nlp.get_pipe("rnn_ner")
