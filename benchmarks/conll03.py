@@ -327,6 +327,7 @@ def cmd_train(args) -> None:
                 cmd.append("--no-test-curve")
             if args.vectors:
                 cmd += ["--vectors", args.vectors]
+            cmd += ["--sents", args.sents]
             if parallel:
                 cmd += ["--cpu", str(cpus[i % len(cpus)])]
             logf = (out / "train.log").open("w", encoding="utf8")
@@ -424,7 +425,7 @@ def cmd_train_one(args) -> None:
     nlp = init_nlp(config, use_gpu=-1)
     init_s = time.perf_counter() - t0
     weights = dict(nlp.config["training"]["score_weights"])
-    test_corpus = Corpus(str(work / "test.spacy"), limit=args.eval_limit or 0)
+    test_examples = scoring_examples(nlp, work / "test.spacy", args.eval_limit or 0, args.sents)
     budget_s = args.budget_minutes * 60.0
     clock: Dict[str, Any] = {"start": None, "overhead": 0.0, "steps": 0, "words": 0,
                              "epoch": 0, "best": None}
@@ -436,7 +437,7 @@ def cmd_train_one(args) -> None:
         return time.perf_counter() - clock["start"] - clock["overhead"]
 
     def test_f(model) -> float:
-        return float(model.evaluate(test_corpus(model))["ents_f"] or 0.0)
+        return float(model.evaluate(test_examples)["ents_f"] or 0.0)
 
     def record(step: int, score: float, scores: Dict[str, Any], model) -> None:
         entry = {"step": step, "minutes": trained_s() / 60,
@@ -523,7 +524,7 @@ def cmd_train_one(args) -> None:
         "words_per_s": clock["words"] / train_s if train_s else 0.0,
         "best_dev_f": best["dev_f"], "best_step": best["step"], "model_best_from": best_from,
         "cpu": args.cpu, "threads": os.environ.get("OMP_NUM_THREADS"),
-        "overrides": overrides, "curve": curve,
+        "overrides": overrides, "curve": curve, "sents": args.sents,
     })
 
 
@@ -538,7 +539,7 @@ def cmd_evaluate(args) -> None:
             raise SystemExit(f"{show(out / 'model-best')} missing: run the train step first")
         cmd = [sys.executable, str(Path(__file__).resolve()), "_eval_one",
                "--system-dir", folder, "--workdir", str(work),
-               "--pipe-repeats", str(args.pipe_repeats)]
+               "--pipe-repeats", str(args.pipe_repeats), "--sents", args.sents]
         if args.eval_limit:
             cmd += ["--eval-limit", str(args.eval_limit)]
         log(f"evaluate {system['name']} seed {seed} ({args.threads} thread(s))")
@@ -562,6 +563,31 @@ def ents_scores(scores: Dict[str, Any]) -> Dict[str, Any]:
             "scorer_words_per_s": scores.get("speed")}
 
 
+def scoring_examples(nlp, path: Path, limit: int, sents: str) -> list:
+    """The Examples that dev/test are scored on. With `sents` "none", spaCy's
+    own `Corpus` (the reference's tokens, nothing else). With "gold", the
+    input docs also get the reference's sentence starts, as in CoNLL's
+    sentence-level evaluation: a system that keeps entities inside sentences
+    (spaCy's `ner`, `rnn_ner`) then can't join two entities that the data
+    splits at a sentence break (e.g. "Damien | Flemming", a quirk of the
+    original files)."""
+    from spacy.tokens import Doc
+    from spacy.training import Corpus, Example
+
+    examples = list(Corpus(str(path), limit=limit)(nlp))
+    if sents == "none":
+        return examples
+    if sents != "gold":
+        raise ValueError(f"sents must be 'gold' or 'none', got {sents!r}")
+    out = []
+    for eg in examples:
+        ref = eg.reference
+        doc = Doc(nlp.vocab, words=[t.text for t in ref], spaces=[bool(t.whitespace_) for t in ref],
+                  sent_starts=[bool(t.is_sent_start) for t in ref])
+        out.append(Example(doc, ref))
+    return out
+
+
 def cmd_eval_one(args) -> None:
     import spacy
     from spacy.training import Corpus
@@ -573,8 +599,9 @@ def cmd_eval_one(args) -> None:
     limit = args.eval_limit or 0
     result: Dict[str, Any] = {}
     for split in ("dev", "test"):
-        corpus = Corpus(str(work / f"{split}.spacy"), limit=limit)
-        result[split] = ents_scores(nlp.evaluate(corpus(nlp)))
+        examples = scoring_examples(nlp, work / f"{split}.spacy", limit, args.sents)
+        result[split] = ents_scores(nlp.evaluate(examples))
+    result["sents"] = args.sents
     # Speed: the test docs (gold tokens, no annotation; tokenizer not timed),
     # fresh Doc objects for every pass, the pipeline's own batch size.
     corpus = Corpus(str(work / "test.spacy"), limit=limit)
@@ -841,6 +868,13 @@ def render_md(data: Dict[str, Any], plot_note: Optional[str]) -> str:
         rows.append([s["name"]] + cells)
     lines += table(["System"] + [f"{mk:.3g} min" for mk in marks], rows)
     threads = systems[0]["runs"][0]["eval"]["threads"] if systems else "?"
+    # Runs from before --sents existed were scored without sentence starts.
+    sents = {stage: sorted({r[stage].get("sents", "none") for s in systems for r in s["runs"]})
+             for stage in ("eval", "train")}
+    sents_text = {"gold": "the reference's tokens and sentence starts (`--sents gold`, as CoNLL's "
+                  "sentence-level evaluation)",
+                  "none": "the reference's tokens only (`--sents none`, spaCy's `Corpus`, as "
+                  "`spacy evaluate`)"}
     lines += [
         "",
         "## What the numbers mean",
@@ -852,7 +886,12 @@ def render_md(data: Dict[str, Any], plot_note: Optional[str]) -> str:
         "The median of each figure is taken on its own, so the medians of P, R and F "
         "need not come from one seed.",
         "- **P/R/F**: spaCy's `Scorer` (`nlp.evaluate`), exact-match entity spans, "
-        "micro-averaged, in %, for model-best (the checkpoint with the best dev score).",
+        "micro-averaged, in %, for model-best (the checkpoint with the best dev score). "
+        "The input docs have " + " / ".join(sents_text[x] for x in sents["eval"]) + "; "
+        "both systems keep entities inside sentences. The test F of the plot and of "
+        "the model-best-over-time table was scored with "
+        + " / ".join(sents_text[x] for x in sents["train"]) + ". Model-best itself is "
+        "chosen by spaCy's training loop, whose dev scoring never has sentence starts.",
         "- **train min**: time charged to the budget: batching and updates only. "
         "Initialisation, dev evaluations and checkpoint saving are not charged (the "
         "configs evaluate at different frequencies). Every config's `max_steps`, "
@@ -967,6 +1006,10 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
                    help="report: re-render the md and the plot from a report JSON this script "
                    "wrote, instead of from the workdir")
     p.add_argument("--pipe-repeats", type=int, default=3, help="timed nlp.pipe passes (median)")
+    p.add_argument("--sents", choices=("gold", "none"), default="gold",
+                   help="input docs of the dev/test scoring get the reference's sentence starts "
+                   "(gold, as CoNLL's sentence-level evaluation; default) or not (none: "
+                   "spaCy's Corpus, as `spacy evaluate`)")
     p.add_argument("--workdir", default=DEFAULT_WORKDIR,
                    help=f"converted corpora, configs and models (git-ignored; default {DEFAULT_WORKDIR})")
     p.add_argument("--results", default=DEFAULT_RESULTS,

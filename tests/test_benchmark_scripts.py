@@ -34,6 +34,27 @@ def test_add_cased_keys_points_cased_forms_at_the_row():
     assert nlp.vocab.vectors.shape == (3, 2)
 
 
+def test_scoring_examples_give_gold_sentence_starts(tmp_path):
+    from spacy.tokens import Doc, DocBin, Span
+
+    conll03 = load_script("conll03")
+    nlp = spacy.blank("en")
+    ref = Doc(nlp.vocab, words=["Damien", "Flemming", "bowled", "."],
+              sent_starts=[True, True, False, False])
+    ref.ents = [Span(ref, 0, 1, "PER"), Span(ref, 1, 2, "PER")]
+    DocBin(docs=[ref]).to_disk(tmp_path / "dev.spacy")
+    (gold,) = conll03.scoring_examples(nlp, tmp_path / "dev.spacy", 0, "gold")
+    (plain,) = conll03.scoring_examples(nlp, tmp_path / "dev.spacy", 0, "none")
+    for eg in (gold, plain):
+        assert [t.text for t in eg.predicted] == ["Damien", "Flemming", "bowled", "."]
+        assert not eg.predicted.ents
+        assert len(eg.reference.ents) == 2
+    assert [t.is_sent_start for t in gold.predicted] == [True, True, False, False]
+    assert not plain.predicted.has_annotation("SENT_START")
+    with pytest.raises(ValueError, match="sents"):
+        conll03.scoring_examples(nlp, tmp_path / "dev.spacy", 0, "parser")
+
+
 def test_use_static_vectors_switches_every_setting(tmp_path):
     conll03 = load_script("conll03")
     nlp = spacy.blank("en")
