@@ -505,3 +505,34 @@ def test_doc_consistency_scores_a_pipeline_on_dev_only(tmp_path):
     with pytest.raises(SystemExit, match="dev data only"):
         script.main([str(tmp_path / "test.spacy"), "--models", f"ruler={tmp_path / 'ruler'}",
                      "--out", str(out)])
+
+
+# --- seed_ensemble.py ----------------------------------------------------------
+
+
+def test_seed_ensemble_averages_chains_and_keeps_sentences():
+    from spacy.tokens import Doc
+
+    from spacy_rnn_ner.crf import Chain
+    from spacy_rnn_ner.tags import make_tags
+
+    ens = load_script("seed_ensemble")
+    tags = make_tags(["PER"])
+    n = len(tags)
+    a = Chain(tags, numpy.ones((n, n), "f"), numpy.zeros(n, "f"), numpy.full(n, 2.0, "f"))
+    b = Chain(tags, numpy.full((n, n), 3.0, "f"), numpy.ones(n, "f"), numpy.zeros(n, "f"))
+    mean = ens.mean_chain([a, b])
+    numpy.testing.assert_allclose(mean.transitions, numpy.full((n, n), 2.0))
+    numpy.testing.assert_allclose(mean.start, numpy.full(n, 0.5))
+    numpy.testing.assert_allclose(mean.end, numpy.ones(n))
+    with pytest.raises(SystemExit, match="different tags"):
+        ens.mean_chain([a, Chain(make_tags(["ORG"]), b.transitions, b.start, b.end)])
+    # One name over two words, split by a sentence start: two entities.
+    nlp = spacy.blank("en")
+    doc = Doc(nlp.vocab, words=["Damien", "Flemming", "bowled"], sent_starts=[True, True, False])
+    emissions = numpy.full((3, n), -5.0, "f")
+    emissions[0, tags.index("B-PER")] = emissions[1, tags.index("L-PER")] = 5.0
+    emissions[[0, 1], tags.index("U-PER")] = 1.0
+    emissions[2, 0] = 5.0
+    ens.decode_docs(Chain.zeros(numpy, tags), [doc], [emissions])
+    assert [(e.text, e.label_) for e in doc.ents] == [("Damien", "PER"), ("Flemming", "PER")]
