@@ -225,17 +225,23 @@ def viterbi(
     start = constrained(allowed_starts(tags), chain.start)
     end = constrained(allowed_ends(tags), chain.end)
     trans = constrained(allowed_transitions(tags), chain.transitions)
-    if allowed_mask is not None:
-        allowed = xp.asarray(allowed_mask, dtype=bool)
-        if bool((~allowed[:, :, 0] & real).any()):
-            raise ValueError("allowed_mask must allow 'O' on every token")
-        emissions = xp.where(allowed, emissions, neg_inf).astype("f")
+    # A forced "O" is one case of a tag mask: both restrict the emissions.
+    allowed = None if allowed_mask is None else xp.asarray(allowed_mask, dtype=bool)
     if forbid_mask is not None:
         forbid = real & xp.asarray(forbid_mask, dtype=bool)
-        emissions[:, :, 1:] = xp.where(forbid[:, :, None], neg_inf, emissions[:, :, 1:])
-        # Every path takes "O" at a forced token, so its own score does not
-        # matter: keep it finite so that the forced token can't sink all paths.
-        emissions[:, :, 0] = xp.where(forbid, 0.0, emissions[:, :, 0])
+        keep = xp.ones((n_seqs, n_steps, n_tags), dtype=bool)
+        keep[:, :, 1:] = ~forbid[:, :, None]
+        allowed = keep if allowed is None else allowed & keep
+    if allowed is not None:
+        allowed = allowed | ~real[:, :, None]
+        if bool((~allowed[:, :, 0]).any()):
+            raise ValueError("allowed_mask must allow 'O' on every token")
+        emissions = xp.where(allowed, emissions, neg_inf).astype("f")
+        # Every path takes "O" at a token where only "O" is allowed, so its
+        # own score does not matter: keep it 0, so that a very low (finite)
+        # score there can't sink all paths.
+        only_out = ~allowed[:, :, 1:].any(axis=2)
+        emissions[:, :, 0] = xp.where(only_out, 0.0, emissions[:, :, 0])
     # A padded step keeps delta unchanged and back-points to the same tag, so
     # backtracking from the last step walks to each row's own last token.
     identity = xp.arange(n_tags, dtype="i")
