@@ -23,11 +23,12 @@ SHOWCASE_ENTITIES = {
     ("Vincent Vega", "PER"), ("Jules Winnfield", "PER"), ("Lisbon", "LOC"), ("Reuters", "ORG"),
     ("Acme Holdings", "ORG"), ("World Cup", "MISC"), ("Brazil", "LOC"),
 }
-# Measured 0.790, 0.797, 0.761 (seeds 0, 1, 2; benchmarks/results/demo.md):
-# a margin below the lowest, so that the test guards against regressions
-# without failing on a machine whose float rounding differs (two trainings of
-# the same seed differed by up to 0.03 on half the set).
-MIN_HANDWRITTEN_F = 0.72
+# Measured 0.799, 0.802, 0.808 (seeds 0, 1, 2; benchmarks/results/demo.md;
+# 0.790, 0.797, 0.761 with the corpus before its fifth round, when the floor
+# was 0.72): a margin below the lowest, so that the test guards against
+# regressions without failing on a machine whose float rounding differs (two
+# trainings of the same seed differed by up to 0.03 on half the set).
+MIN_HANDWRITTEN_F = 0.75
 
 
 def _sentences(name: str) -> list:
