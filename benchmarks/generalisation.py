@@ -172,11 +172,16 @@ def keep_labels(preds: Sequence[Doc], labels: Sequence[str] = WNUT_KEEP) -> int:
 # --- Running a model ------------------------------------------------------------
 
 
-def predict(nlp, golds: Sequence[Doc], batch_size: int = BATCH_SIZE) -> List[Doc]:
-    """The pipeline over the gold tokens (no entities)."""
-    bare = (Doc(nlp.vocab, words=[t.text for t in g], spaces=[bool(t.whitespace_) for t in g])
-            for g in golds)
-    return list(nlp.pipe(bare, batch_size=batch_size))
+def predict(nlp, golds: Sequence[Doc], batch_size: int = BATCH_SIZE, sents: bool = True) -> List[Doc]:
+    """The pipeline over the gold tokens (no entities); with `sents`, also the
+    gold sentence starts where the gold doc has them (CoNLL's sentence-level
+    protocol, as `conll03.py --sents gold`)."""
+    def bare(g: Doc) -> Doc:
+        starts = ([bool(t.is_sent_start) for t in g]
+                  if sents and g.has_annotation("SENT_START") else None)
+        return Doc(nlp.vocab, words=[t.text for t in g], spaces=[bool(t.whitespace_) for t in g],
+                   sent_starts=starts)
+    return list(nlp.pipe((bare(g) for g in golds), batch_size=batch_size))
 
 
 def ner_scores(golds: Sequence[Doc], preds: Sequence[Doc]) -> Dict[str, Any]:
@@ -190,9 +195,10 @@ def ner_scores(golds: Sequence[Doc], preds: Sequence[Doc]) -> Dict[str, Any]:
             "per_type": {k: per_type[k] for k in sorted(per_type)}}
 
 
-def score_conll(nlp, golds: Sequence[Doc], seen: Set[str], batch_size: int) -> Dict[str, Any]:
+def score_conll(nlp, golds: Sequence[Doc], seen: Set[str], batch_size: int,
+                sents: bool = True) -> Dict[str, Any]:
     start = time.perf_counter()
-    preds = predict(nlp, golds, batch_size)
+    preds = predict(nlp, golds, batch_size, sents)
     result = ner_scores(golds, preds)
     result.update(seen_unseen(golds, preds, seen))
     result["seconds"] = time.perf_counter() - start
@@ -246,7 +252,10 @@ def render(report: Dict[str, Any]) -> str:
         f"CoNLL: `{conll['data']}`, {conll['docs']} docs, {conll['gold_seen'] + conll['gold_unseen']:,} "
         f"gold mentions, {conll['gold_unseen']:,} of them unseen "
         f"({pct(conll['gold_unseen'] / max(1, conll['gold_seen'] + conll['gold_unseen']))}%): "
-        f"their lowercased text is no gold entity (any label) in `{conll['train']}`.",
+        f"their lowercased text is no gold entity (any label) in `{conll['train']}`. "
+        + ("The input docs have the gold sentence starts (`--sents gold`, as `conll03.py`)."
+           if report.get("sents", "none") == "gold" else
+           "The input docs have no sentence starts (`--sents none`)."),
     ]
     if wnut:
         gold = wnut["gold"]
@@ -308,6 +317,8 @@ def main(argv=None) -> None:
     p.add_argument("--wnut-split", default="dev", choices=["dev", "test"])
     p.add_argument("--allow-test", action="store_true",
                    help="allow test data (CoNLL test*, --wnut-split test): final tables only")
+    p.add_argument("--sents", default="gold", choices=["gold", "none"],
+                   help="CoNLL input docs get the gold sentence starts (gold, as conll03.py) or none")
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     p.add_argument("--out", default="benchmarks/results/generalisation", help="path without suffix")
     argv = sys.argv[1:] if argv is None else argv
@@ -329,6 +340,7 @@ def main(argv=None) -> None:
         "date": facts["date"],
         "machine": facts,
         "models": [],
+        "sents": args.sents,
     }
     for name, path in models:
         nlp = spacy.load(_common.repo_path(path))
@@ -339,7 +351,8 @@ def main(argv=None) -> None:
                                "train_texts": len(seen), "gold_seen": split["seen"]["gold"],
                                "gold_unseen": split["unseen"]["gold"]}
         result: Dict[str, Any] = {"name": name, "path": path, "pipeline": nlp.pipe_names,
-                                  "conll": score_conll(nlp, golds, seen, args.batch_size)}
+                                  "conll": score_conll(nlp, golds, seen, args.batch_size,
+                                                        args.sents == "gold")}
         c = result["conll"]
         log(f"{name}: CoNLL F {pct(c['f'])}, seen F {pct(c['seen']['f'])}, "
             f"unseen F {pct(c['unseen']['f'])} ({c['seconds']:.1f} s)")

@@ -70,6 +70,25 @@ def test_seen_unseen_counts_each_mention_by_its_own_text(script):
         script.seen_unseen(golds[:1], golds[1:], seen)
 
 
+def test_predict_gives_the_input_the_gold_sentence_starts(script):
+    """CoNLL's sentence-level protocol: with `sents`, the pipeline sees the gold
+    sentence starts; without, or where the gold has none, it sees none."""
+    nlp = spacy.blank("en")
+    seen = []
+
+    @spacy.Language.component("record_sents_test")
+    def record(doc):
+        seen.append([bool(t.is_sent_start) for t in doc] if doc.has_annotation("SENT_START") else None)
+        return doc
+
+    nlp.add_pipe("record_sents_test")
+    gold = Doc(nlp.vocab, words=["Damien", ".", "Flemming", "won"], sent_starts=[True, False, True, False])
+    bare = Doc(nlp.vocab, words=["Damien", "Flemming"])
+    script.predict(nlp, [gold, bare])
+    script.predict(nlp, [gold], sents=False)
+    assert seen == [[True, False, True, False], None, None]
+
+
 def test_iob_spans_follow_conlleval(script):
     assert script.iob_spans(["B-person", "I-person", "B-person", "O", "B-group", "I-location"]) == [
         (0, 2, "person"), (2, 3, "person"), (4, 5, "group"), (5, 6, "location")]
