@@ -192,14 +192,13 @@ def negative_span_nll(xp, chain: Chain, emissions, lengths, gold_mask, spans: Se
 
 
 def viterbi(
-    xp, chain: Chain, emissions, lengths, forbid_mask=None, allowed_mask=None
+    xp, chain: Chain, emissions, lengths, allowed_mask=None
 ) -> List[numpy.ndarray]:
     """Best valid BILUO path per sequence (int32 host arrays of its length):
-    the package's one Viterbi. `forbid_mask` (B, T) bool forces "O" where
-    True (e.g. the token already belongs to an entity). `allowed_mask`
-    (B, T, n_tags) optionally restricts the tags per token, as in
-    `forward_backward`; it must leave "O" allowed, so that a valid path
-    remains. Every path is valid, whatever the (finite) scores; NaN scores
+    the package's one Viterbi. `allowed_mask` (B, T, n_tags) optionally
+    restricts the tags per token, as in `forward_backward` (e.g. only "O" on
+    a token that already belongs to an entity); it must leave "O" allowed,
+    so that a valid path remains. Every path is valid, whatever the (finite) scores; NaN scores
     raise.
 
     Unlike the sums above, this scores in float32 with -inf, not LOG_ZERO,
@@ -225,15 +224,8 @@ def viterbi(
     start = constrained(allowed_starts(tags), chain.start)
     end = constrained(allowed_ends(tags), chain.end)
     trans = constrained(allowed_transitions(tags), chain.transitions)
-    # A forced "O" is one case of a tag mask: both restrict the emissions.
-    allowed = None if allowed_mask is None else xp.asarray(allowed_mask, dtype=bool)
-    if forbid_mask is not None:
-        forbid = real & xp.asarray(forbid_mask, dtype=bool)
-        keep = xp.ones((n_seqs, n_steps, n_tags), dtype=bool)
-        keep[:, :, 1:] = ~forbid[:, :, None]
-        allowed = keep if allowed is None else allowed & keep
-    if allowed is not None:
-        allowed = allowed | ~real[:, :, None]
+    if allowed_mask is not None:
+        allowed = xp.asarray(allowed_mask, dtype=bool) | ~real[:, :, None]
         if bool((~allowed[:, :, 0]).any()):
             raise ValueError("allowed_mask must allow 'O' on every token")
         emissions = xp.where(allowed, emissions, neg_inf).astype("f")
