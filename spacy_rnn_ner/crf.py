@@ -198,8 +198,8 @@ def viterbi(
     the package's one Viterbi. `allowed_mask` (B, T, n_tags) optionally
     restricts the tags per token, as in `forward_backward` (e.g. only "O" on
     a token that already belongs to an entity); it must leave "O" allowed,
-    so that a valid path remains. Every path is valid, whatever the (finite) scores; NaN scores
-    raise.
+    so that a valid path remains. Every path is valid, whatever the (finite)
+    scores; NaN scores raise.
 
     Unlike the sums above, this scores in float32 with -inf, not LOG_ZERO,
     for forbidden moves: a max has no inf - inf, and a valid path of very
