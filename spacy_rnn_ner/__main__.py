@@ -5,6 +5,7 @@ from typing import Callable, Dict, Optional, Sequence
 from .cli.annotate import annotate_cli
 from .cli.calibrate import calibrate_cli
 from .cli.debug_data import debug_data_cli
+from .cli.ensemble import ensemble_cli
 from .cli.render import displacy_cli
 
 # Each command takes its own arguments (after the command name) and returns
@@ -14,6 +15,7 @@ COMMANDS: Dict[str, Callable[[Sequence[str]], int]] = {
     "calibrate": calibrate_cli,
     "debug-data": debug_data_cli,
     "displacy": displacy_cli,
+    "ensemble": ensemble_cli,
 }
 
 

@@ -100,5 +100,5 @@ def test_displacy_cli(corpus, tmp_path, capsys):
 
 
 def test_dispatch():
-    assert set(COMMANDS) == {"annotate", "calibrate", "debug-data", "displacy"}
+    assert set(COMMANDS) == {"annotate", "calibrate", "debug-data", "displacy", "ensemble"}
     assert main([]) == 2 and main(["--help"]) == 0

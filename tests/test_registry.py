@@ -20,6 +20,7 @@ EXPECTED = {
         "spacy-rnn-ner.CharMultiHashEmbed.v1",
         "spacy-rnn-ner.WordCharEmbed.v1",
         "spacy-rnn-ner.WordCharEmbed.v2",
+        "spacy-rnn-ner.EnsembleCRFTagger.v1",
     },
     "thinc_layers": {
         "spacy-rnn-ner.RNN.v1",
