@@ -139,9 +139,10 @@ def join_trained(members: Sequence[Model[InT, OutT]]) -> Model[InT, OutT]:
 def join_pipelines(pipelines: Sequence[Language], component: str = "rnn_ner") -> Language:
     """The first pipeline, its `component` replaced by an ensemble of that
     component's model in every pipeline (the first pipeline is changed and
-    returned; the others' models become its members). The members must have
-    the same labels and the same static vectors table; the ensemble keeps
-    the first component's settings (temperature, threshold, spans_key)."""
+    returned; the others are left as they were, their weights copied). The
+    members must have the same labels and the same static vectors table; the
+    ensemble keeps the first component's settings (temperature, threshold,
+    spans_key)."""
     from .serialize import load_model
 
     if len(pipelines) < 2:

@@ -507,32 +507,48 @@ def test_doc_consistency_scores_a_pipeline_on_dev_only(tmp_path):
                      "--out", str(out)])
 
 
-# --- seed_ensemble.py ----------------------------------------------------------
+# --- ensemble.py ---------------------------------------------------------------
 
 
-def test_seed_ensemble_averages_chains_and_keeps_sentences():
-    from spacy.tokens import Doc
+def test_ensemble_script_scores_members_ensembles_and_baselines(tmp_path):
+    """Two small pipelines joined as one ensemble, scored beside its members
+    and a baseline on dev; test data needs --allow-test."""
+    from spacy.tokens import DocBin
+    from thinc.api import Adam, fix_random_seed
 
-    from spacy_rnn_ner.crf import Chain
-    from spacy_rnn_ner.tags import make_tags
+    from .conftest import make_examples
+    from .robust import small_config
 
-    ens = load_script("seed_ensemble")
-    tags = make_tags(["PER"])
-    n = len(tags)
-    a = Chain(tags, numpy.ones((n, n), "f"), numpy.zeros(n, "f"), numpy.full(n, 2.0, "f"))
-    b = Chain(tags, numpy.full((n, n), 3.0, "f"), numpy.ones(n, "f"), numpy.zeros(n, "f"))
-    mean = ens.mean_chain([a, b])
-    numpy.testing.assert_allclose(mean.transitions, numpy.full((n, n), 2.0))
-    numpy.testing.assert_allclose(mean.start, numpy.full(n, 0.5))
-    numpy.testing.assert_allclose(mean.end, numpy.ones(n))
-    with pytest.raises(SystemExit, match="different tags"):
-        ens.mean_chain([a, Chain(make_tags(["ORG"]), b.transitions, b.start, b.end)])
-    # One name over two words, split by a sentence start: two entities.
-    nlp = spacy.blank("en")
-    doc = Doc(nlp.vocab, words=["Damien", "Flemming", "bowled"], sent_starts=[True, True, False])
-    emissions = numpy.full((3, n), -5.0, "f")
-    emissions[0, tags.index("B-PER")] = emissions[1, tags.index("L-PER")] = 5.0
-    emissions[[0, 1], tags.index("U-PER")] = 1.0
-    emissions[2, 0] = 5.0
-    ens.decode_docs(Chain.zeros(numpy, tags), [doc], [emissions])
-    assert [(e.text, e.label_) for e in doc.ents] == [("Damien", "PER"), ("Flemming", "PER")]
+    paths = []
+    for seed in (0, 1):
+        fix_random_seed(seed)
+        nlp = spacy.blank("en")
+        nlp.add_pipe("rnn_ner", config=small_config(crf=True))
+        examples = make_examples(nlp.vocab)
+        nlp.initialize(lambda: examples)
+        optimizer = Adam(0.01)
+        for _ in range(20):
+            nlp.update(examples, sgd=optimizer)
+        nlp.to_disk(tmp_path / f"m{seed}")
+        paths.append(str(tmp_path / f"m{seed}"))
+    db = DocBin(docs=[eg.reference for eg in make_examples(nlp.vocab)])
+    for name in ("dev", "train", "test"):
+        db.to_disk(tmp_path / f"{name}.spacy")
+    script = load_script("ensemble")
+    common = ["--models", *paths, "--size", "2", "--dev", str(tmp_path / "dev.spacy"),
+              "--train", str(tmp_path / "train.spacy"), "--speed-rounds", "1"]
+    with pytest.raises(SystemExit, match="test data"):
+        script.main(common + ["--test", str(tmp_path / "test.spacy"), "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="groups"):
+        script.main(common[:3] + ["--size", "3"] + common[5:] + ["--out", str(tmp_path / "x")])
+    report = script.main(common + ["--baselines", f"single={paths[0]}", "--out", str(tmp_path / "out")])
+    (group,) = report["result"]["groups"]
+    assert len(group["members"]) == 2
+    for scores in [m["dev"] for m in group["members"]] + [group["ensemble"]["dev"]]:
+        assert 0.0 <= scores["f"] <= 1.0 and set(scores["per_type"]) <= {"LOC", "ORG", "PER"}
+    # Every gold mention is seen in training here.
+    assert group["ensemble"]["dev"]["unseen"]["gold"] == 0
+    assert group["words_per_s"]["ensemble"] > 0 and group["words_per_s"]["member"] > 0
+    assert report["result"]["baselines"][0]["dev"]["f"] == group["members"][0]["dev"]["f"]
+    md = (tmp_path / "out.md").read_text()
+    assert "ensembles of 2 (1)" in md and "single (1)" in md

@@ -86,17 +86,22 @@ def test_pipeline_on_gpu():
         spacy.require_cpu()
 
 
-def test_crf_pipeline_on_gpu():
-    """CRF tagger, character embeddings and entity probabilities on cupy give
-    the CPU's entities and scores."""
+@pytest.mark.parametrize("ensemble", [False, True])
+def test_crf_pipeline_on_gpu(ensemble):
+    """CRF tagger (alone or as an ensemble of two), character embeddings and
+    entity probabilities on cupy give the CPU's entities and scores."""
     import spacy
 
     from .conftest import make_examples
     from .test_confidence import CRF_MODEL
 
+    config = CRF_MODEL
+    if ensemble:
+        members = {"a": CRF_MODEL["model"], "b": CRF_MODEL["model"]}
+        config = {"model": {"@architectures": "spacy-rnn-ner.EnsembleCRFTagger.v1", "*": members}}
     fix_random_seed(0)
     nlp = spacy.blank("en")
-    nlp.add_pipe("rnn_ner", config=CRF_MODEL)
+    nlp.add_pipe("rnn_ner", config=config)
     examples = make_examples(nlp.vocab)
     optimizer = nlp.initialize(lambda: examples)
     optimizer.learn_rate = 0.01
@@ -108,7 +113,7 @@ def test_crf_pipeline_on_gpu():
     spacy.require_gpu(0)
     try:
         gpu_nlp = spacy.blank("en")
-        gpu_nlp.add_pipe("rnn_ner", config=CRF_MODEL)
+        gpu_nlp.add_pipe("rnn_ner", config=config)
         gpu_nlp.from_bytes(data)
         gpu_docs = list(gpu_nlp.pipe(texts))
         for cpu_doc, gpu_doc in zip(cpu_docs, gpu_docs):
