@@ -5,8 +5,8 @@ scores the tokens; the ensemble's emission scores are the members' mean, and
 its CRF (the ref "crf", which the component's loss and decoder read) starts
 as the mean of the members' CRFs. Trained separately (different seeds, or
 machines) and joined with `python -m spacy_rnn_ner ensemble`, the members
-make errors the mean partly cancels; the cost is one member's time per member
-at inference.
+make errors the mean partly cancels; the cost is that every member runs at
+inference.
 """
 import hashlib
 from typing import Callable, List, Optional, Sequence, Tuple
@@ -30,8 +30,8 @@ OutT = List[Floats2d]
 def build_ensemble_crf_tagger(
     *members: Model[InT, OutT], nO: Optional[int] = None
 ) -> Model[InT, OutT]:
-    """The mean of the members' emission scores, under one linear-chain CRF.
-    Refs "crf" (the ensemble's) and "members".
+    """The mean of the members' emission scores, under one linear-chain CRF
+    (ref "crf"; the members' own CRF layers are kept but not used).
 
     members (Model): Two or more `RNNCRFTagger.v1` models over the same tags,
         each with its own token vectors (not a listener to a shared tok2vec).

@@ -14,9 +14,9 @@ DESCRIPTION = """\
 Join the rnn_ner components of two or more trained pipelines into one
 pipeline (the first one's, with its other components and settings) whose
 rnn_ner decodes the mean of the members' emission and CRF scores. The members
-need the same labels and static vectors; each must have its own tok2vec. The
-ensemble takes one member's time per member to run. Refit its temperature on
-dev afterwards (python -m spacy_rnn_ner calibrate)."""
+need the same labels and static vectors; each must have its own tok2vec.
+Every member runs at inference, so the ensemble is slower than one model.
+Refit its temperature on dev afterwards (python -m spacy_rnn_ner calibrate)."""
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
