@@ -82,16 +82,23 @@ def copy_of(nlp: Language, **settings) -> Language:
     return nlp2.from_bytes(nlp.to_bytes())
 
 
-def trained_a_little(config: dict) -> Language:
-    """It tags entities on TRAIN_DATA, not perfectly."""
-    fix_random_seed(0)
+def train_small(config: dict, *, seed: int = 0, steps: int = 30) -> Language:
+    """A blank English pipeline with an `rnn_ner` of `config`, trained for
+    `steps` updates on TRAIN_DATA (Adam, rate 0.01) from `seed`."""
+    fix_random_seed(seed)
     nlp = spacy.blank("en")
     nlp.add_pipe("rnn_ner", config=config)
     examples = make_examples(nlp.vocab)
     nlp.initialize(lambda: examples)
     optimizer = Adam(0.01)
-    for _ in range(30):
+    for _ in range(steps):
         nlp.update(examples, sgd=optimizer)
+    return nlp
+
+
+def trained_a_little(config: dict) -> Language:
+    """It tags entities on TRAIN_DATA, not perfectly."""
+    nlp = train_small(config)
     n_ents = sum(len(nlp(Doc(nlp.vocab, words=words)).ents) for words, _ in TRAIN_DATA)
     assert n_ents >= 8, "the fixture should predict entities"
     return nlp

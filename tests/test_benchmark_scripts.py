@@ -514,21 +514,13 @@ def test_ensemble_script_scores_members_ensembles_and_baselines(tmp_path):
     """Two small pipelines joined as one ensemble, scored beside its members
     and a baseline on dev; test data needs --allow-test."""
     from spacy.tokens import DocBin
-    from thinc.api import Adam, fix_random_seed
 
     from .conftest import make_examples
-    from .robust import small_config
+    from .robust import small_config, train_small
 
     paths = []
     for seed in (0, 1):
-        fix_random_seed(seed)
-        nlp = spacy.blank("en")
-        nlp.add_pipe("rnn_ner", config=small_config(crf=True))
-        examples = make_examples(nlp.vocab)
-        nlp.initialize(lambda: examples)
-        optimizer = Adam(0.01)
-        for _ in range(20):
-            nlp.update(examples, sgd=optimizer)
+        nlp = train_small(small_config(crf=True), seed=seed, steps=20)
         nlp.to_disk(tmp_path / f"m{seed}")
         paths.append(str(tmp_path / f"m{seed}"))
     db = DocBin(docs=[eg.reference for eg in make_examples(nlp.vocab)])

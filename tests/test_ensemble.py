@@ -6,15 +6,14 @@ import pytest
 import spacy
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import Adam, fix_random_seed
 
 from spacy_rnn_ner.__main__ import main
 from spacy_rnn_ner.crf import Chain
 from spacy_rnn_ner.decode import decode, sentence_breaks
 from spacy_rnn_ner.ensemble import join_pipelines, join_trained
 
-from .conftest import TRAIN_DATA, make_examples
-from .robust import small_config
+from .conftest import TRAIN_DATA
+from .robust import small_config, train_small
 
 MEMBER = small_config(crf=True)["model"]
 TEXT = ["Ada", "Lovelace", "met", "Alan", "in", "Paris", "."]
@@ -29,18 +28,6 @@ def ensemble_config(n: int = 2) -> dict:
                       "*": {f"member{i}": MEMBER for i in range(n)}}}
 
 
-def trained(config: dict, seed: int, steps: int = 30):
-    fix_random_seed(seed)
-    nlp = spacy.blank("en")
-    nlp.add_pipe("rnn_ner", config=config)
-    examples = make_examples(nlp.vocab)
-    nlp.initialize(lambda: examples)
-    optimizer = Adam(0.01)
-    for _ in range(steps):
-        nlp.update(examples, sgd=optimizer)
-    return nlp
-
-
 def ents(nlp, words=TEXT):
     return [(e.start, e.end, e.label_) for e in nlp(Doc(nlp.vocab, words=list(words))).ents]
 
@@ -48,7 +35,7 @@ def ents(nlp, words=TEXT):
 @pytest.fixture(scope="module")
 def two_pipelines():
     """The bytes of one config trained with seeds 0 and 1."""
-    return [trained({"model": MEMBER}, seed).to_bytes() for seed in (0, 1)]
+    return [train_small({"model": MEMBER}, seed=seed).to_bytes() for seed in (0, 1)]
 
 
 def load(data: bytes):
@@ -77,7 +64,7 @@ def test_listener_member_is_refused():
 def test_forward_is_the_mean_and_backprop_splits_the_gradient():
     """Scores are the members' mean; each member gets 1/n of the gradient
     (checked against a finite difference of the members' parameters)."""
-    nlp = trained(ensemble_config(3), seed=0, steps=3)
+    nlp = train_small(ensemble_config(3), seed=0, steps=3)
     model = nlp.get_pipe("rnn_ner").model
     docs = [nlp.make_doc("Ada Lovelace met Alan"), nlp.make_doc("Paris .")]
     members = model.layers[:-1]
@@ -101,7 +88,7 @@ def test_forward_is_the_mean_and_backprop_splits_the_gradient():
 
 def test_trains_from_a_config_and_round_trips():
     """A config ensemble learns the training set, and survives to/from bytes."""
-    nlp = trained(ensemble_config(2), seed=0, steps=60)
+    nlp = train_small(ensemble_config(2), seed=0, steps=60)
     for words, tags in TRAIN_DATA:
         doc = nlp(Doc(nlp.vocab, words=words))
         assert [t.ent_iob_ + ("-" + t.ent_type_ if t.ent_type_ else "") for t in doc] == [
@@ -141,7 +128,7 @@ def test_joined_pipeline_decodes_the_mean_and_saves(two_pipelines, tmp_path):
 
 
 def test_join_refuses_other_labels_and_vectors(two_pipelines):
-    other = trained({"model": MEMBER}, seed=2, steps=1)
+    other = train_small({"model": MEMBER}, seed=2, steps=1)
     other.get_pipe("rnn_ner").add_label("MISC")
     with pytest.raises(ValueError, match="labels"):
         join_pipelines([load(two_pipelines[0]), other])
