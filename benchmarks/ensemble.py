@@ -1,12 +1,13 @@
 """Ensembles of trained `rnn_ner` pipelines (`python -m spacy_rnn_ner ensemble`)
 against their members and other systems, on CoNLL-2003 dev (and test).
 
-    python benchmarks/ensemble.py --models M1 M2 M3 M4 M5 M6 --size 3 \\
+    python benchmarks/ensemble.py --models M1 M2 M3 M4 M5 M6 --size 3 6 \\
         --dev DEV.spacy [--test TEST.spacy --allow-test] --train TRAIN.spacy \\
         [--baselines NAME=PATH ...] --out benchmarks/results/conll03-ensemble
 
-The models are joined in consecutive groups of --size (M1-M3, M4-M6, ...),
-each group by the component's own `join_pipelines`. Every member, ensemble and
+For each --size, the models are joined in consecutive groups of that size
+(M1-M3, M4-M6; then M1-M6), each group by the component's own
+`join_pipelines`. Every member, ensemble and
 baseline is scored with the gold tokens and sentence starts (as `conll03.py
 --sents gold`): entity P/R/F, F per type and over unseen mentions (text never
 an entity in TRAIN). Speed: words per second of each ensemble and of its
@@ -46,9 +47,10 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     from spacy_rnn_ner.ensemble import join_pipelines
 
     models = [_common.repo_path(m) for m in args.models]
-    if len(models) % args.size or args.size < 2:
-        raise SystemExit(f"--size {args.size}: need groups of at least 2, and {len(models)} "
-                         "models to split into groups of that size")
+    for size in args.size:
+        if len(models) % size or size < 2:
+            raise SystemExit(f"--size {size}: need groups of at least 2, and {len(models)} "
+                             "models to split into groups of that size")
     vocab = spacy.blank("en").vocab
     train = gen.load_docbin(_common.repo_path(args.train), vocab)
     seen = gen.seen_texts(train)
@@ -60,32 +62,35 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         return {name: gen.load_docbin(path, nlp.vocab) for name, path in paths.items()}
 
     log = _common.logger("ensemble")
-    groups = []
-    for g in range(0, len(models), args.size):
-        group = models[g:g + args.size]
-        members = []
-        for path in group:
+    members: Dict[Path, Dict[str, Any]] = {}
+    for path in models:
+        if path not in members:
             nlp = spacy.load(path)
-            members.append({"path": _common.show(path), **score(nlp, splits(nlp), seen)})
-            log(f"member {_common.show(path)}: dev F {100 * members[-1]['dev']['f']:.2f}")
-        joined = join_pipelines([spacy.load(path) for path in group])
-        result = score(joined, splits(joined), seen)
-        log(f"ensemble of {len(group)}: dev F {100 * result['dev']['f']:.2f}")
-        timing_docs = splits(joined)[list(paths)[-1]]
-        single = spacy.load(group[0])
-        single_wps, joined_wps = [], []
-        for _ in range(args.speed_rounds):
-            single_wps.append(words_per_s(single, timing_docs))
-            joined_wps.append(words_per_s(joined, timing_docs))
-        groups.append({"members": members, "ensemble": result,
-                       "words_per_s": {"member": max(single_wps), "ensemble": max(joined_wps)}})
+            members[path] = {"path": _common.show(path), **score(nlp, splits(nlp), seen)}
+            log(f"member {_common.show(path)}: dev F {100 * members[path]['dev']['f']:.2f}")
+    groups = []
+    for size in args.size:
+        for g in range(0, len(models), size):
+            group = models[g:g + size]
+            joined = join_pipelines([spacy.load(path) for path in group])
+            result = score(joined, splits(joined), seen)
+            log(f"ensemble of {size}: dev F {100 * result['dev']['f']:.2f}")
+            timing_docs = splits(joined)[list(paths)[-1]]
+            single = spacy.load(group[0])
+            single_wps, joined_wps = [], []
+            for _ in range(args.speed_rounds):
+                single_wps.append(words_per_s(single, timing_docs))
+                joined_wps.append(words_per_s(joined, timing_docs))
+            groups.append({"size": size, "members": [members[path] for path in group],
+                           "ensemble": result,
+                           "words_per_s": {"member": max(single_wps), "ensemble": max(joined_wps)}})
     baselines = []
     for name, path in _common.parse_models(args.baselines or []):
         nlp = spacy.load(_common.repo_path(path))
         baselines.append({"name": name, "path": _common.show(_common.repo_path(path)),
                           **score(nlp, splits(nlp), seen)})
-    return {"size": args.size, "splits": {k: _common.show(v) for k, v in paths.items()},
-            "train": _common.show(_common.repo_path(args.train)), "groups": groups,
+    return {"sizes": args.size, "members": list(members.values()),
+            "splits": {k: _common.show(v) for k, v in paths.items()}, "train": _common.show(_common.repo_path(args.train)), "groups": groups,
             "baselines": baselines}
 
 
@@ -95,10 +100,11 @@ def _median_range(values: Sequence[float]) -> str:
 
 
 def _rows(result: Dict[str, Any], split: str) -> List[Dict[str, Any]]:
-    members = [m[split] for g in result["groups"] for m in g["members"]]
-    ensembles = [g["ensemble"][split] for g in result["groups"]]
-    rows = [(f"`rnn_ner`, one model ({len(members)})", members),
-            (f"`rnn_ner`, ensembles of {result['size']} ({len(ensembles)})", ensembles)]
+    members = [m[split] for m in result["members"]]
+    rows = [(f"`rnn_ner`, one model ({len(members)})", members)]
+    for size in result["sizes"]:
+        ensembles = [g["ensemble"][split] for g in result["groups"] if g["size"] == size]
+        rows.append((f"`rnn_ner`, ensembles of {size} ({len(ensembles)})", ensembles))
     by_name: Dict[str, List[Dict[str, Any]]] = {}
     for b in result["baselines"]:
         by_name.setdefault(b["name"], []).append(b[split])
@@ -113,7 +119,7 @@ def render(report: Dict[str, Any]) -> str:
         f"Command: `{meta['command']}`  ",
         f"Date: {meta['date']}; git {meta['machine']['git']}; {meta['machine']['cpu']}, "
         f"{meta['machine']['cpus_allowed']} CPUs allowed", "",
-        f"Each ensemble joins {result['size']} trained pipelines with `python -m spacy_rnn_ner "
+        f"Each ensemble joins {' or '.join(map(str, result['sizes']))} trained pipelines with `python -m spacy_rnn_ner "
         "ensemble` (the mean of their emission and CRF scores). Input docs: the gold tokens "
         "and sentence starts. F, P, R in %: median over the models of a row (min–max); "
         f"unseen: mentions whose text is never an entity in `{result['train']}`.", "",
@@ -150,7 +156,8 @@ def render(report: Dict[str, Any]) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", required=True, help="trained rnn_ner pipelines, grouped in order")
-    p.add_argument("--size", type=int, default=3, help="members per ensemble (default 3)")
+    p.add_argument("--size", type=int, nargs="+", default=[3],
+                   help="members per ensemble; several sizes, several sets of groups (default 3)")
     p.add_argument("--dev", required=True, help="gold DocBin of dev")
     p.add_argument("--test", default=None, help="gold DocBin of test (needs --allow-test)")
     p.add_argument("--allow-test", action="store_true", help="allow test data: final tables only")

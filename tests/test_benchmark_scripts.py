@@ -511,15 +511,15 @@ def test_doc_consistency_scores_a_pipeline_on_dev_only(tmp_path):
 
 
 def test_ensemble_script_scores_members_ensembles_and_baselines(tmp_path):
-    """Two small pipelines joined as one ensemble, scored beside its members
-    and a baseline on dev; test data needs --allow-test."""
+    """Four small pipelines joined in pairs and all together, scored beside
+    their members and a baseline on dev; test data needs --allow-test."""
     from spacy.tokens import DocBin
 
     from .conftest import make_examples
     from .robust import small_config, train_small
 
     paths = []
-    for seed in (0, 1):
+    for seed in range(4):
         nlp = train_small(small_config(crf=True), seed=seed, steps=20)
         nlp.to_disk(tmp_path / f"m{seed}")
         paths.append(str(tmp_path / f"m{seed}"))
@@ -527,20 +527,25 @@ def test_ensemble_script_scores_members_ensembles_and_baselines(tmp_path):
     for name in ("dev", "train", "test"):
         db.to_disk(tmp_path / f"{name}.spacy")
     script = load_script("ensemble")
-    common = ["--models", *paths, "--size", "2", "--dev", str(tmp_path / "dev.spacy"),
+    common = ["--models", *paths, "--size", "2", "4", "--dev", str(tmp_path / "dev.spacy"),
               "--train", str(tmp_path / "train.spacy"), "--speed-rounds", "1"]
     with pytest.raises(SystemExit, match="test data"):
         script.main(common + ["--test", str(tmp_path / "test.spacy"), "--out", str(tmp_path / "x")])
-    with pytest.raises(SystemExit, match="groups"):
-        script.main(common[:3] + ["--size", "3"] + common[5:] + ["--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="--size 3: need groups"):
+        script.main(common[:5] + ["--size", "2", "3"] + common[8:] + ["--out", str(tmp_path / "x")])
     report = script.main(common + ["--baselines", f"single={paths[0]}", "--out", str(tmp_path / "out")])
-    (group,) = report["result"]["groups"]
-    assert len(group["members"]) == 2
-    for scores in [m["dev"] for m in group["members"]] + [group["ensemble"]["dev"]]:
+    result = report["result"]
+    names = [Path(m["path"]).name for m in result["members"]]
+    assert names == ["m0", "m1", "m2", "m3"]
+    assert [(g["size"], [Path(m["path"]).name for m in g["members"]]) for g in result["groups"]] == [
+        (2, names[:2]), (2, names[2:]), (4, names)]
+    for scores in [m["dev"] for m in result["members"]] + [g["ensemble"]["dev"] for g in result["groups"]]:
         assert 0.0 <= scores["f"] <= 1.0 and set(scores["per_type"]) <= {"LOC", "ORG", "PER"}
-    # Every gold mention is seen in training here.
-    assert group["ensemble"]["dev"]["unseen"]["gold"] == 0
-    assert group["words_per_s"]["ensemble"] > 0 and group["words_per_s"]["member"] > 0
-    assert report["result"]["baselines"][0]["dev"]["f"] == group["members"][0]["dev"]["f"]
+    for group in result["groups"]:
+        # Every gold mention is seen in training here.
+        assert group["ensemble"]["dev"]["unseen"]["gold"] == 0
+        assert group["words_per_s"]["ensemble"] > 0 and group["words_per_s"]["member"] > 0
+    assert result["baselines"][0]["dev"]["f"] == result["members"][0]["dev"]["f"]
     md = (tmp_path / "out.md").read_text()
-    assert "ensembles of 2 (1)" in md and "single (1)" in md
+    assert "one model (4)" in md and "ensembles of 2 (2)" in md and "ensembles of 4 (1)" in md
+    assert "single (1)" in md
