@@ -72,9 +72,10 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         for g in range(0, len(models), size):
             group = models[g:g + size]
             joined = join_pipelines([spacy.load(path) for path in group])
-            result = score(joined, splits(joined), seen)
+            docs = splits(joined)
+            result = score(joined, docs, seen)
             log(f"ensemble of {size}: dev F {100 * result['dev']['f']:.2f}")
-            timing_docs = splits(joined)[list(paths)[-1]]
+            timing_docs = docs[list(paths)[-1]]
             single = spacy.load(group[0])
             single_wps, joined_wps = [], []
             for _ in range(args.speed_rounds):
