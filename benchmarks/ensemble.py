@@ -9,9 +9,10 @@ For each --size, the models are joined in consecutive groups of that size
 (M1-M3, M4-M6; then M1-M6), each group by the component's own
 `join_pipelines`. Every member (once), ensemble and baseline is scored with
 the gold tokens and sentence starts (as `conll03.py --sents gold`): entity
-P/R/F, F per type and over unseen mentions (text never an entity in TRAIN). Speed: words per second of each ensemble and of its
-first member over the same docs, timed alternately in this process, so that
-the ratio holds on a noisy machine.
+P/R/F, F per type and over unseen mentions (text never an entity in TRAIN).
+Speed: words per second of each ensemble and of its first member over the
+same docs, timed alternately in this process, so that the ratio holds on a
+noisy machine.
 """
 import argparse
 import datetime
@@ -122,7 +123,8 @@ def render(report: Dict[str, Any]) -> str:
         f"{meta['machine']['cpus_allowed']} CPUs allowed", "",
         f"Each ensemble joins {' or '.join(map(str, result['sizes']))} trained pipelines with "
         "`python -m spacy_rnn_ner ensemble` (the mean of their emission and CRF scores). "
-        "Input docs: the gold tokens and sentence starts. F, P, R in %: median over the models of a row (min–max); "
+        "Input docs: the gold tokens and sentence starts. "
+        "F, P, R in %: median over the models of a row (min–max); "
         f"unseen: mentions whose text is never an entity in `{result['train']}`.", "",
     ]
     for split in result["splits"]:
