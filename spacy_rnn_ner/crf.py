@@ -105,6 +105,16 @@ def marginals(xp, chain: Chain, emissions, lengths, allowed_mask=None, fb=None):
     return _token_marginals(xp, prep, fb)
 
 
+def expected_counts(xp, chain: Chain, emissions, lengths, allowed_mask=None):
+    """log Z per sequence (B,) and its gradients, the expected counts under
+    the chain: token marginals (B, T, n_tags), and the transition (n_tags,
+    n_tags), start and end counts summed over the batch. The gradient of
+    a cross-entropy against another chain's paths is the difference of two
+    such counts (e.g. for distillation)."""
+    prep = _prepare(xp, chain, emissions, lengths, allowed_mask)
+    return _expected_counts(xp, prep, _forward_backward(xp, prep))
+
+
 def nll_and_grads(xp, chain: Chain, emissions, lengths, gold_mask):
     """Negative log-likelihood of the gold annotation, per sequence (B,), and
     the gradients of its sum: d_emissions (B, T, n_tags) (zero on padding),

@@ -9,6 +9,7 @@ import pytest
 from spacy_rnn_ner.crf import (
     LOG_ZERO,
     Chain,
+    expected_counts,
     forward_backward,
     gold_mask_from_biluo,
     log_partition,
@@ -329,6 +330,21 @@ def test_nll_gradients_match_finite_differences():
     # Forbidden transitions, starts and ends have no influence.
     assert d_trans[TAGS.index("B-A"), TAGS.index("O")] == 0.0
     assert d_start[TAGS.index("I-A")] == 0.0 and d_end[TAGS.index("B-B")] == 0.0
+
+
+def test_expected_counts_are_the_gradients_of_log_z():
+    emis, lengths, trans, start, end = random_crf(3, [4, 1, 0, 3, 2])
+    chain = Chain(TAGS, trans, start, end)
+
+    def total():
+        return float(log_partition(xp, Chain(TAGS, trans, start, end), emis, lengths).sum())
+
+    log_Z, d_emis, d_trans, d_start, d_end = expected_counts(xp, chain, emis, lengths)
+    numpy.testing.assert_allclose(log_Z, log_partition(xp, chain, emis, lengths))
+    numpy.testing.assert_allclose(d_emis, marginals(xp, chain, emis, lengths))
+    for analytic, array in [(d_emis, emis), (d_trans, trans), (d_start, start), (d_end, end)]:
+        numeric = numeric_grad(total, array, 1e-6)
+        numpy.testing.assert_allclose(analytic, numeric, atol=1e-7, rtol=1e-5)
 
 
 def test_batched_equals_one_by_one():
