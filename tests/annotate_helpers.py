@@ -59,3 +59,31 @@ def write_jsonl_with_bad_rows(path: Path, n_good: int) -> List[str]:
         for line in lines:
             f.write(line + "\n")
     return [row_id.format(n=n) for n, row_id in enumerate(ids, 1)]
+
+
+def assert_same_records(got, want, rel: float = 1e-4) -> None:
+    """Records are equal, their probabilities to `rel`: the BLAS products
+    of a batch may round differently from those of one doc alone (seen on
+    CPUs without AVX-512), so the last digits of a probability can depend
+    on the other docs of the batch; the entities may not."""
+    import pytest
+
+    got, want = list(got), list(want)
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        _assert_close(a, b, rel, pytest.approx)
+
+
+def _assert_close(a, b, rel, approx) -> None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        assert sorted(a) == sorted(b), (a, b)
+        for key in a:
+            _assert_close(a[key], b[key], rel, approx)
+    elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        assert len(a) == len(b), (a, b)
+        for x, y in zip(a, b):
+            _assert_close(x, y, rel, approx)
+    elif isinstance(a, float) and isinstance(b, float):
+        assert a == approx(b, rel=rel, abs=1e-7)
+    else:
+        assert a == b

@@ -15,7 +15,11 @@ import ray  # noqa: E402
 from spacy_rnn_ner.annotate import annotate_corpus, read_output  # noqa: E402
 from spacy_rnn_ner.annotate_ray import RayAnnotator  # noqa: E402
 
-from .annotate_helpers import train_tiny_pipeline, write_jsonl_with_bad_rows  # noqa: E402
+from .annotate_helpers import (  # noqa: E402
+    assert_same_records,
+    train_tiny_pipeline,
+    write_jsonl_with_bad_rows,
+)
 
 N_GOOD = 60
 BATCH = 8
@@ -85,7 +89,7 @@ def test_ray_output_equals_local_output(ray_cluster, model_path, corpus, tmp_pat
                               batch_size=BATCH, max_chars=1000, threshold=0.05, part_size=16,
                               progress=False, window=40)
     assert summary.written == len(ids) and summary.errors == 5
-    assert list(read_output(tmp_path / "ray")) == local
+    assert_same_records(read_output(tmp_path / "ray"), local)
     assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == sorted(
         f"part-{i:05d}.jsonl" for i in range((len(ids) + 15) // 16))
 
@@ -109,7 +113,7 @@ def test_killed_worker_and_resume_lose_and_double_nothing(ray_cluster, model_pat
     assert summary.skipped == 16 and summary.written == len(ids) - 16
     got = [r["id"] for r in read_output(out)]
     assert Counter(got) == Counter(ids) and got == ids
-    assert list(read_output(out)) == local
+    assert_same_records(read_output(out), local)
 
 
 def CrashOnce_with(marker: Path):
