@@ -21,16 +21,24 @@ def docs(*texts):
 
 
 def test_char_ids_markers_lengths_and_unicode():
-    ids, lengths = char_ids(docs("ab Köln 東京🙂"), max_chars=20)
+    ids, lengths, inverse = char_ids(docs("ab Köln 東京🙂"), max_chars=20)
     assert_equal(lengths, [4, 6, 5])
+    assert_equal(inverse, [0, 1, 2])
     assert ids.tolist() == [2, ord("a"), ord("b"), 3,
                             2, *map(ord, "Köln"), 3,
                             2, *map(ord, "東京🙂"), 3]
 
 
+def test_char_ids_once_per_distinct_text():
+    ids, lengths, inverse = char_ids(docs("ab cd ab", "", "cd Ab"), max_chars=20)
+    assert_equal(lengths, [4, 4, 4])
+    assert_equal(inverse, [0, 1, 0, 1, 2])
+    assert "".join(map(chr, ids)) == "\x02ab\x03\x02cd\x03\x02Ab\x03"
+
+
 def test_char_ids_long_token_keeps_both_ends():
     word = "abcdefghij" + "x" * 50 + "0123456789"
-    ids, lengths = char_ids(docs(word), max_chars=20)
+    ids, lengths, _ = char_ids(docs(word), max_chars=20)
     assert lengths.tolist() == [22]
     assert "".join(map(chr, ids[1:-1])) == "abcdefghij0123456789"
 
@@ -74,7 +82,8 @@ def test_char_cnn_gradients_finite_differences():
         for name in node.param_names:
             param = node.get_param(name)
             node.set_param(name, (param + rng.normal(scale=0.3, size=param.shape)).astype("f"))
-    batch = docs("ab cde", "f")
+    # Repeated words: their gradients are summed into one row per text.
+    batch = docs("ab cde ab", "f ab cde")
     weights = [rng.normal(size=(len(d), 5)) for d in batch]
 
     def loss():
@@ -89,6 +98,14 @@ def test_char_cnn_gradients_finite_differences():
         analytic = {name: node.get_grad(name) for name in node.param_names}
         errors = check_param_grads(node, loss, analytic, eps=1e-3)
         assert max(errors.values()) < 2e-2, (node.name, errors)
+
+
+def test_char_cnn_repeated_words_get_the_same_rows():
+    model = CharCNN(width=8, nM=4, rows=50)
+    model.initialize()
+    (Y,), _ = model(docs("Jules and Jules"), is_train=True)
+    assert_equal(Y[0], Y[2])
+    assert not numpy.array_equal(Y[0], Y[1])
 
 
 def test_char_cnn_invalid_settings():
@@ -187,3 +204,4 @@ def test_word_char_embed_with_static_vectors():
     nlp.vocab.vectors.data[:] = 0.0
     after = nlp("Vincent and Jules").spans["rnn_ner"].attrs["scores"]
     assert not numpy.allclose(before, after)
+

@@ -1,11 +1,12 @@
 """`spacy-rnn-ner.CharCNN.v1`: a character-level word encoder. Every token's
 characters (with begin/end-of-word markers) are embedded, a convolution over
 windows of characters runs through a maxout layer, and the result is
-max-pooled over the word (Ma & Hovy 2016; Chiu & Nichols 2016). Unlike fixed
+max-pooled over the word (Ma & Hovy 2016; Chiu & Nichols 2016), once per
+distinct token text of the batch. Unlike fixed
 byte positions it sees every character of words up to `max_chars` long, so
 unseen words with familiar pieces ("-burg", "Mc", "-ovic") get useful vectors.
 """
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy
 from spacy.tokens import Doc
@@ -71,19 +72,21 @@ def init(model: Model[InT, OutT], X: Optional[InT] = None, Y: Optional[OutT] = N
     encoder.initialize()
 
 
-def char_ids(docs: InT, max_chars: int) -> Tuple[numpy.ndarray, numpy.ndarray]:
-    """Code points of every token of every doc, each word wrapped in BOW/EOW
-    markers: (ids, lengths) with one length per token."""
+def char_ids(docs: InT, max_chars: int) -> Tuple[numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+    """Code points of every distinct token text of the docs, each word
+    wrapped in BOW/EOW markers: (ids, lengths) with one length per distinct
+    text, and for every token the index of its text."""
     half = max_chars // 2
     bow, eow = chr(BOW), chr(EOW)
-    texts = [
-        bow + (t if len(t) <= max_chars else t[:half] + t[-half:]) + eow
-        for doc in docs
-        for t in (token.text for token in doc)
-    ]
+    index: Dict[str, int] = {}
+    inverse = numpy.fromiter(
+        (index.setdefault(token.text, len(index)) for doc in docs for token in doc),
+        dtype="int32",
+    )
+    texts = [bow + (t if len(t) <= max_chars else t[:half] + t[-half:]) + eow for t in index]
     lengths = numpy.fromiter((len(t) for t in texts), dtype="int32", count=len(texts))
     ids = numpy.frombuffer("".join(texts).encode("utf-32-le"), dtype="<u4").astype("uint64")
-    return ids, lengths
+    return ids, lengths, inverse
 
 
 def forward(model: Model[InT, OutT], docs: InT, is_train: bool) -> Tuple[OutT, Callable]:
@@ -94,13 +97,18 @@ def forward(model: Model[InT, OutT], docs: InT, is_train: bool) -> Tuple[OutT, C
     n_tokens = sum(doc_lengths)
     if n_tokens == 0:
         return [ops.alloc2f(0, nO) for _ in docs], lambda d_output: []
-    ids, lengths = char_ids(docs, model.attrs["max_chars"])
+    # Once per distinct text of the batch, gathered back to the tokens; the
+    # gradients of a text's tokens are summed (scatter-add) for its row.
+    ids, lengths, inverse = char_ids(docs, model.attrs["max_chars"])
     Xr = Ragged(ops.asarray(ids), ops.asarray1i(lengths))
     vectors, backprop_encoder = encoder(Xr, is_train)
-    output = ops.unflatten(vectors, ops.asarray1i(doc_lengths))
+    rows = ops.asarray1i(inverse)
+    output = ops.unflatten(vectors[rows], ops.asarray1i(doc_lengths))
 
     def backprop(d_output: OutT) -> InT:
-        backprop_encoder(ops.flatten(d_output))
+        d_vectors = ops.alloc2f(len(lengths), nO)
+        ops.scatter_add(d_vectors, rows, ops.flatten(d_output))
+        backprop_encoder(d_vectors)
         return []
 
     return output, backprop
