@@ -21,6 +21,7 @@ from thinc.api import (
 )
 from thinc.types import Floats2d
 
+from .layers.by_word_type import by_word_type
 from .layers.char_cnn import CharCNN
 from .layers.char_embed import CharEmbed
 from .layers.crf_layer import CRF, resize_crf
@@ -243,7 +244,8 @@ def build_char_multi_hash_embed(
     hashed = multi_hash_embed(width, attrs, rows, include_static_vectors)
     chars = CharEmbed(nM=nM, nC=nC)
     mix = Maxout(width, width + nM * nC, nP=3, normalize=True, dropout=0.0)
-    return chain(concatenate(hashed, chars), with_array(mix))
+    # Out of training, once per word type of the batch (same vectors).
+    return by_word_type(chain(concatenate(hashed, chars), with_array(mix)), attrs)
 
 
 @registry.architectures("spacy-rnn-ner.WordCharEmbed.v1")
@@ -339,4 +341,6 @@ def _word_char_embed(
         n_in += width
     chars = CharCNN(width=char_width, nM=char_nM, window_size=char_window)
     mix = Maxout(width, n_in + char_width, nP=3, normalize=True, dropout=0.0)
-    return chain(concatenate(chain(hashed, ragged2list()), chars), with_array(mix))
+    embed = chain(concatenate(chain(hashed, ragged2list()), chars), with_array(mix))
+    # Out of training, once per word type of the batch (same vectors).
+    return by_word_type(embed, attrs)

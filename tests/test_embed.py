@@ -205,3 +205,40 @@ def test_word_char_embed_with_static_vectors():
     after = nlp("Vincent and Jules").spans["rnn_ner"].attrs["scores"]
     assert not numpy.allclose(before, after)
 
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+@pytest.mark.parametrize("static_vectors", [False, True])
+def test_word_char_embed_predicts_once_per_word_type(version, static_vectors):
+    """Out of training the embedding runs once per word type of the batch:
+    the same vectors as per token (a training pass without dropout runs per
+    token), also where a token's NORM differs from its lexeme's."""
+    from spacy.vectors import Vectors
+
+    from spacy_rnn_ner.layers.by_word_type import word_types
+    from spacy_rnn_ner.layers.vocab_embed import build_vocab, vocab_layers
+
+    fix_random_seed(0)
+    vocab = spacy.blank("en").vocab
+    words = ["Vincent", "and", "Jules", "drove", "to", "Hollywood", "."]
+    data = numpy.random.default_rng(0).normal(size=(len(words), 6)).astype("f")
+    vocab.vectors = Vectors(strings=vocab.strings, data=data, keys=words)
+    config = dict(WORD_CHAR_EMBED, word_dropout=0.0, include_static_vectors=static_vectors)
+    config["@architectures"] = f"spacy-rnn-ner.WordCharEmbed.{version}"
+    embed = registry.resolve({"embed": config})["embed"]
+    batch = [Doc(vocab, words=t.split()) if t else Doc(vocab, words=[]) for t in
+             ("Vincent and Jules drove to Hollywood .", "", "Jules and Vincent and Jules", "x")]
+    batch[2][1].norm_ = "und"  # a token-level NORM (as tokenizer exceptions set)
+    for layer in vocab_layers(embed):
+        build_vocab(layer, batch)
+    embed.initialize(X=batch)
+    predicted = embed.predict(batch)
+    per_token, _ = embed(batch, is_train=True)
+    for got, want in zip(predicted, per_token):
+        assert got.shape == want.shape
+        assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    # "and" with its own NORM is a type of its own.
+    assert not numpy.allclose(predicted[2][1], predicted[0][1])
+    assert_allclose(predicted[2][3], predicted[0][1], rtol=1e-6)
+    types_doc, inverse = word_types(batch, [spacy.attrs.NORM])
+    assert len(types_doc) == 9 and inverse.shape == (sum(len(d) for d in batch),)
+    assert embed.predict([Doc(vocab, words=[])])[0].shape == (0, 16)
