@@ -249,10 +249,14 @@ def viterbi(
     identity = xp.arange(n_tags, dtype="i")
     backpointers = xp.zeros((n_seqs, n_steps, n_tags), dtype="i")
     delta = start[None, :] + emissions[:, 0]
+    # candidates[b, j, i]: tag i before tag j, so that the max runs over the
+    # contiguous last axis; the max is read at the argmax (one reduction).
+    trans_T = xp.ascontiguousarray(trans.T)
     for t in range(1, n_steps):
-        candidates = delta[:, :, None] + trans[None, :, :]
-        best_prev = candidates.argmax(axis=1).astype("i")
-        new_delta = candidates.max(axis=1) + emissions[:, t]
+        candidates = delta[:, None, :] + trans_T[None, :, :]
+        best_prev = candidates.argmax(axis=2).astype("i")
+        best = xp.take_along_axis(candidates, best_prev[:, :, None], axis=2)[:, :, 0]
+        new_delta = best + emissions[:, t]
         active = (lengths_arr > t)[:, None]
         delta = xp.where(active, new_delta, delta)
         backpointers[:, t] = xp.where(active, best_prev, identity[None, :])
@@ -501,8 +505,95 @@ def _backward(xp, prep: _Prepared):
 
 
 def _forward_backward(xp, prep: _Prepared) -> ForwardBackward:
-    log_alpha, log_Z = _forward(xp, prep)
-    return ForwardBackward(log_alpha, _backward(xp, prep), log_Z)
+    """Forward and backward messages in scaled probability space (one
+    matrix product per step); the rows that underflow there (or have no
+    valid path) are computed again in log space."""
+    fb, redo = _scaled_forward_backward(xp, prep)
+    if redo is not None:
+        rows = xp.asarray(redo)
+        sub = prep._replace(emis=prep.emis[rows], lengths=prep.lengths[rows])
+        log_alpha, log_Z = _forward(xp, sub)
+        fb.log_alpha[rows] = log_alpha
+        fb.log_beta[rows] = _backward(xp, sub)
+        fb.log_Z[rows] = log_Z
+    return fb
+
+
+def _exp_shifted(xp, scores):
+    """exp(scores - their max), in float64, 0 where a score is impossible
+    (<= LOG_ZERO / 2), and that max along the last axis (0 where none is
+    possible)."""
+    scores = scores.astype("float64")
+    possible = scores > LOG_ZERO / 2
+    top = xp.where(possible, scores, -numpy.inf).max(axis=-1, keepdims=True)
+    top = xp.where(xp.isfinite(top), top, 0.0)
+    return xp.where(possible, xp.exp(scores - top), 0.0), top[..., 0]
+
+
+def _scaled_forward_backward(xp, prep: _Prepared) -> Tuple[ForwardBackward, Optional[List[int]]]:
+    """The scaled forward-backward algorithm (Rabiner 1989): alpha_t =
+    (alpha_{t-1} @ exp(trans)) * exp(emis_t), each step divided by its max
+    and the logs of the divisors summed, in float64. Every score is
+    exponentiated once, not once per pair of tags as in log space. Returns
+    the messages and the rows to compute again (None if none): those whose
+    messages became all zero (no valid path, or an underflow, which needs
+    scores hundreds of units apart)."""
+    emis, lengths = prep.emis, prep.lengths
+    n_seqs, n_steps, n_tags = emis.shape
+    dtype = emis.dtype
+    if n_seqs == 0 or n_steps == 0:
+        log_alpha, log_Z = _forward(xp, prep)
+        return ForwardBackward(log_alpha, _backward(xp, prep), log_Z), None
+    e, shift = _exp_shifted(xp, emis)  # (B, T, n), (B, T)
+    P = _exp_shifted(xp, prep.trans.ravel())
+    trans_p, trans_top = P[0].reshape(prep.trans.shape), P[1]
+    start_p, start_top = _exp_shifted(xp, prep.start)
+    end_p, end_top = _exp_shifted(xp, prep.end)
+    positions = xp.arange(n_steps)
+    real = positions[None, :] < lengths[:, None]  # (B, T)
+    alpha = xp.zeros((n_seqs, n_steps, n_tags), dtype="float64")
+    scale_a = xp.zeros((n_seqs, n_steps), dtype="float64")
+    lost = xp.zeros((n_seqs,), dtype=bool)
+    v = start_p[None, :] * e[:, 0]
+    for t in range(n_steps):
+        if t:
+            v = (alpha[:, t - 1] @ trans_p) * e[:, t]
+        c = v.max(axis=1)
+        lost |= real[:, t] & ~(c > 0)
+        c = xp.where(c > 0, c, 1.0)
+        alpha[:, t] = v / c[:, None]
+        step = xp.log(c) + shift[:, t] + (trans_top if t else start_top)
+        scale_a[:, t] = step + (scale_a[:, t - 1] if t else 0.0)
+    last = xp.maximum(lengths - 1, 0)
+    rows = xp.arange(n_seqs)
+    z = (alpha[rows, last] * end_p[None, :]).sum(axis=1)
+    lost |= (lengths > 0) & ~(z > 0)
+    log_Z = xp.where(lengths > 0, scale_a[rows, last] + xp.log(xp.where(z > 0, z, 1.0)) + end_top, 0.0)
+    beta = xp.zeros((n_seqs, n_steps, n_tags), dtype="float64")
+    scale_b = xp.zeros((n_seqs, n_steps), dtype="float64")
+    for t in range(n_steps - 1, -1, -1):
+        is_last = (lengths - 1 == t)[:, None]
+        if t + 1 < n_steps:
+            v = (e[:, t + 1] * beta[:, t + 1]) @ trans_p.T
+            d = v.max(axis=1)
+            inside = real[:, t + 1]
+            lost |= inside & ~(d > 0)
+            d = xp.where(d > 0, d, 1.0)
+            beta[:, t] = xp.where(is_last, end_p[None, :], xp.where(inside[:, None], v / d[:, None], 0.0))
+            rest = scale_b[:, t + 1] + xp.log(d) + trans_top + shift[:, t + 1]
+            scale_b[:, t] = xp.where(is_last[:, 0], end_top, rest)
+        else:
+            beta[:, t] = xp.where(is_last, end_p[None, :], 0.0)
+            scale_b[:, t] = end_top
+
+    def to_log(messages, scale):
+        logs = xp.log(xp.where(messages > 0, messages, 1.0)) + scale[:, :, None]
+        logs = xp.where((messages > 0) & real[:, :, None], logs, LOG_ZERO)
+        return xp.maximum(logs, LOG_ZERO).astype(dtype)
+
+    fb = ForwardBackward(to_log(alpha, scale_a), to_log(beta, scale_b), log_Z.astype(dtype))
+    redo = [int(i) for i in _to_host(xp.nonzero(lost)[0])]
+    return fb, (redo or None)
 
 
 def _normalise(xp, score, log_Z):
@@ -529,17 +620,41 @@ def _expected_counts(xp, prep: _Prepared, fb: ForwardBackward):
         return fb.log_Z, d_emis, d_trans, zeros, zeros.copy()
     d_start = d_emis[:, 0].sum(axis=0)
     d_end = d_emis[xp.arange(n_seqs), xp.maximum(lengths - 1, 0)].sum(axis=0)
-    log_Z = fb.log_Z[:, None, None]
-    for t in range(1, n_steps):
-        # Pair marginals P(y_{t-1} = i, y_t = j), summed over the batch;
-        # padded steps have LOG_ZERO emissions and so contribute 0.
-        score = (
-            fb.log_alpha[:, t - 1, :, None]
-            + prep.trans[None, :, :]
-            + (emis[:, t] + fb.log_beta[:, t])[:, None, :]
-        )
-        d_trans += xp.exp(_normalise(xp, score, log_Z)).sum(axis=0)
+    if n_steps > 1:
+        d_trans += _pair_counts(xp, prep, fb).astype(emis.dtype)
     return fb.log_Z, d_emis, d_trans, d_start, d_end
+
+
+def _pair_counts(xp, prep: _Prepared, fb: ForwardBackward):
+    """The pair marginals P(y_{t-1} = i, y_t = j) summed over the batch and
+    its steps. Per step they are a(i) exp(trans_ij) w(j) divided by their
+    sum (they sum to 1 on every step of a possible sequence), with a =
+    exp(log_alpha_{t-1}) and w = exp(emis_t + log_beta_t), each scaled by
+    its max: one matrix product for all steps. Steps where that sum
+    underflows are summed in log space."""
+    emis = prep.emis
+    a, _ = _exp_shifted(xp, fb.log_alpha[:, :-1])
+    w, _ = _exp_shifted(xp, emis[:, 1:].astype("float64") + fb.log_beta[:, 1:])
+    trans_p, _ = _exp_shifted(xp, prep.trans.ravel())
+    trans_p = trans_p.reshape(prep.trans.shape)
+    n_tags = trans_p.shape[0]
+    possible = (fb.log_Z > LOG_ZERO / 2)[:, None] & (
+        xp.arange(1, emis.shape[1])[None, :] < prep.lengths[:, None]
+    )
+    total = ((a @ trans_p) * w).sum(axis=2)  # (B, T - 1)
+    good = possible & (total > 0)
+    a = xp.where(good[:, :, None], a / xp.where(good, total, 1.0)[:, :, None], 0.0)
+    counts = trans_p * (a.reshape(-1, n_tags).T @ w.reshape(-1, n_tags))
+    lost = possible & ~good
+    if bool(lost.any()):
+        b, t = xp.nonzero(lost)
+        score = (
+            fb.log_alpha[b, t, :, None]
+            + prep.trans[None, :, :]
+            + (emis[b, t + 1] + fb.log_beta[b, t + 1])[:, None, :]
+        )
+        counts = counts + xp.exp(_normalise(xp, score, fb.log_Z[b][:, None, None])).sum(axis=0)
+    return counts
 
 
 def _label_tag_indices(tags: Sequence[str]) -> numpy.ndarray:
