@@ -124,11 +124,17 @@ def nll_and_grads(xp, chain: Chain, emissions, lengths, gold_mask):
     Raises ValueError if some gold_mask admits no valid BILUO path.
     """
     free = _prepare(xp, chain, emissions, lengths, None)
-    gold = _prepare(xp, chain, emissions, lengths, gold_mask)
     counts_free = _expected_counts(xp, free, _forward_backward(xp, free))
-    counts_gold = _expected_counts(xp, gold, _forward_backward(xp, gold))
+    gold_mask = xp.asarray(gold_mask, dtype=bool)
+    real = xp.arange(gold_mask.shape[1])[None, :] < free.lengths[:, None]
+    if gold_mask.shape[1] and bool(((gold_mask.sum(axis=2) == 1) | ~real).all()):
+        # Every tag known (the usual case): the gold chain is one path.
+        counts_gold = _path_counts(xp, free, gold_mask.argmax(axis=2))
+    else:
+        gold = _prepare(xp, chain, emissions, lengths, gold_mask)
+        counts_gold = _expected_counts(xp, gold, _forward_backward(xp, gold))
     log_Z_gold = counts_gold[0]
-    infeasible = (log_Z_gold <= LOG_ZERO / 2) & (gold.lengths > 0)
+    infeasible = (log_Z_gold <= LOG_ZERO / 2) & (free.lengths > 0)
     if bool(infeasible.any()):
         rows = [int(i) for i in xp.nonzero(infeasible)[0]]
         raise ValueError(
@@ -655,6 +661,34 @@ def _pair_counts(xp, prep: _Prepared, fb: ForwardBackward):
         )
         counts = counts + xp.exp(_normalise(xp, score, fb.log_Z[b][:, None, None])).sum(axis=0)
     return counts
+
+
+def _path_counts(xp, prep: _Prepared, path):
+    """As `_expected_counts` for a chain that allows one path, `path` (B, T)
+    tag indices (read up to each row's length): its score (LOG_ZERO if it is
+    not a valid BILUO path) and its emission, transition, start and end
+    counts."""
+    emis, lengths = prep.emis, prep.lengths
+    n_seqs, n_steps, n_tags = emis.shape
+    dtype = emis.dtype
+    real = xp.arange(n_steps)[None, :] < lengths[:, None]
+    path = xp.where(real, path, 0).astype("i")
+    d_emis = (path[:, :, None] == xp.arange(n_tags)[None, None, :]) & real[:, :, None]
+    rows = xp.arange(n_seqs)
+    last = path[rows, xp.maximum(lengths - 1, 0)]
+    nonempty = lengths > 0
+    score = xp.take_along_axis(emis, path[:, :, None], axis=2)[:, :, 0]
+    score = xp.where(real, score, 0.0).sum(axis=1, dtype="float64")
+    score = score + xp.where(nonempty, prep.start[path[:, 0]] + prep.end[last], 0.0)
+    steps = real[:, 1:]
+    pair_ids = (path[:, :-1] * n_tags + path[:, 1:])[steps]
+    score = score + xp.where(steps, prep.trans[path[:, :-1], path[:, 1:]], 0.0).sum(axis=1)
+    d_trans = xp.bincount(pair_ids, minlength=n_tags * n_tags).reshape(n_tags, n_tags)
+    d_start = xp.bincount(path[nonempty, 0], minlength=n_tags)
+    d_end = xp.bincount(last[nonempty], minlength=n_tags)
+    log_Z = xp.where(score > LOG_ZERO / 2, score, LOG_ZERO).astype(dtype)
+    return (log_Z, d_emis.astype(dtype), d_trans.astype(dtype),
+            d_start.astype(dtype), d_end.astype(dtype))
 
 
 def _label_tag_indices(tags: Sequence[str]) -> numpy.ndarray:
