@@ -1,4 +1,7 @@
-"""Model architectures registered with spaCy: the RNN encoder and the tagger."""
+"""Model architectures registered with spaCy: the RNN encoder and the tagger.
+
+The models they build run their dense layers' float32 products on numpy's
+BLAS when on CPU (`layers/matmul_ops.py`)."""
 from typing import Callable, List, Optional, Sequence
 
 from spacy.ml.featureextractor import FeatureExtractor
@@ -26,6 +29,7 @@ from .layers.char_cnn import CharCNN
 from .layers.char_embed import CharEmbed
 from .layers.crf_layer import CRF, resize_crf
 from .layers.locked_dropout import LockedDropout
+from .layers.matmul_ops import use_numpy_matmul
 from .layers.rnn import RNN
 from .layers.token_dropout import TokenDropout
 from .layers.vocab_embed import VocabEmbed
@@ -120,7 +124,7 @@ def build_rnn_tagger(
     model.set_ref("softmax", output_layer)
     model.set_ref("output_layer", output_layer)
     model.attrs["resize_output"] = resize_tagger_output
-    return model
+    return use_numpy_matmul(model)
 
 
 @registry.architectures("spacy-rnn-ner.RNNCRFTagger.v1")
@@ -142,7 +146,7 @@ def build_rnn_crf_tagger(
     model.set_ref("output_layer", output_layer)
     model.set_ref("crf", crf)
     model.attrs["resize_output"] = resize_tagger_output
-    return model
+    return use_numpy_matmul(model)
 
 
 def resize_tagger_output(
@@ -245,7 +249,7 @@ def build_char_multi_hash_embed(
     chars = CharEmbed(nM=nM, nC=nC)
     mix = Maxout(width, width + nM * nC, nP=3, normalize=True, dropout=0.0)
     # Out of training, once per word type of the batch (same vectors).
-    return by_word_type(chain(concatenate(hashed, chars), with_array(mix)), attrs)
+    return use_numpy_matmul(by_word_type(chain(concatenate(hashed, chars), with_array(mix)), attrs))
 
 
 @registry.architectures("spacy-rnn-ner.WordCharEmbed.v1")
@@ -343,4 +347,4 @@ def _word_char_embed(
     mix = Maxout(width, n_in + char_width, nP=3, normalize=True, dropout=0.0)
     embed = chain(concatenate(chain(hashed, ragged2list()), chars), with_array(mix))
     # Out of training, once per word type of the batch (same vectors).
-    return by_word_type(embed, attrs)
+    return use_numpy_matmul(by_word_type(embed, attrs))

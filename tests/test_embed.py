@@ -233,9 +233,11 @@ def test_word_char_embed_predicts_once_per_word_type(version, static_vectors):
     embed.initialize(X=batch)
     predicted = embed.predict(batch)
     per_token, _ = embed(batch, is_train=True)
+    # Equal up to float32 rounding: numpy's BLAS (layers/matmul_ops.py) may
+    # round a product of the types' rows differently from the tokens' rows.
     for got, want in zip(predicted, per_token):
         assert got.shape == want.shape
-        assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+        assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     # "and" with its own NORM is a type of its own.
     assert not numpy.allclose(predicted[2][1], predicted[0][1])
     assert_allclose(predicted[2][3], predicted[0][1], rtol=1e-6)

@@ -396,16 +396,17 @@ def test_add_label_keeps_predictions_until_trained(trained_nlp, crf):
         return bool((column == 0.0).all() if not crf else (column < -1000).all())
 
     assert ents2 == ents and spans2 == spans
-    # Equal up to float32 rounding: the wider output matmul may round a
-    # logit differently in the last bit.
+    # Equal up to float32 rounding: the wider output matmul (numpy's BLAS,
+    # layers/matmul_ops.py) may round logits differently in the last bit,
+    # by a few 1e-6 (and a span probability near 1 with them).
     for before, after in zip(scores, scores2):
-        assert_allclose(after, before, rtol=1e-6, atol=1e-7)
+        assert_allclose(after, before, rtol=1e-5, atol=1e-7)
     for before, after in zip(probs, probs2):
         for tag in ner.tags:
             if tag.endswith("-MISC"):
                 assert is_masked(after[tag])
             else:
-                assert_allclose(after[tag], before[tag], rtol=1e-6, atol=1e-7)
+                assert_allclose(after[tag], before[tag], rtol=1e-5, atol=1e-6)
     # Training on other labels keeps MISC masked; gold MISC unmasks it.
     nlp.update(make_examples(nlp.vocab), sgd=Adam(0.01))
     assert is_masked(_snapshot(nlp, texts[:1])[0][0]["U-MISC"])
