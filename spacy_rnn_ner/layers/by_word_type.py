@@ -99,10 +99,12 @@ def word_types(docs: InT, token_attrs: Sequence[int]) -> Tuple[Doc, numpy.ndarra
     columns = [spacy_attrs.ORTH, *token_attrs]
     keys = numpy.concatenate([doc.to_array(columns) for doc in docs if len(doc)])
     keys = keys.reshape((-1, len(columns))).astype("uint64")
-    if len(columns) == 1:
-        unique, inverse = numpy.unique(keys[:, 0], return_inverse=True)
-        unique = unique.reshape((-1, 1))
-    else:
+    # By ORTH alone (a fast 1d sort) where the token attributes follow from
+    # it, as they do unless e.g. a tokenizer exception set a token's NORM.
+    _, first, inverse = numpy.unique(keys[:, 0], return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    unique = keys[first]
+    if len(columns) > 1 and not (keys[:, 1:] == unique[inverse, 1:]).all():
         unique, inverse = numpy.unique(keys, axis=0, return_inverse=True)
     vocab = next(doc.vocab for doc in docs if len(doc))
     strings = vocab.strings
