@@ -250,6 +250,15 @@ def viterbi(
         # score there can't sink all paths.
         only_out = ~allowed[:, :, 1:].any(axis=2)
         emissions[:, :, 0] = xp.where(only_out, 0.0, emissions[:, :, 0])
+    kernels = _chain_kernels(xp, numpy.dtype("f"))
+    if kernels is not None:
+        path = numpy.zeros((n_seqs, n_steps), dtype="i")
+        kernels.crf_viterbi(
+            numpy.ascontiguousarray(emissions, dtype="f"), numpy.asarray(lengths_host, dtype="i"),
+            *(numpy.ascontiguousarray(p, dtype="f") for p in (trans, start, end)),
+            numpy.zeros((n_seqs, n_steps, n_tags), dtype="i"), path,
+        )
+        return [path[i, :n].copy() for i, n in enumerate(lengths_host)]
     # A padded step keeps delta unchanged and back-points to the same tag, so
     # backtracking from the last step walks to each row's own last token.
     identity = xp.arange(n_tags, dtype="i")
@@ -550,6 +559,20 @@ def _scaled_forward_backward(xp, prep: _Prepared) -> Tuple[ForwardBackward, Opti
     if n_seqs == 0 or n_steps == 0:
         log_alpha, log_Z = _forward(xp, prep)
         return ForwardBackward(log_alpha, _backward(xp, prep), log_Z), None
+    kernels = _chain_kernels(xp, dtype)
+    if kernels is not None:
+        fb = ForwardBackward(
+            xp.full(emis.shape, LOG_ZERO, dtype=dtype), xp.full(emis.shape, LOG_ZERO, dtype=dtype),
+            xp.zeros((n_seqs,), dtype=dtype),
+        )
+        lost = numpy.zeros((n_seqs,), dtype=numpy.uint8)
+        kernels.crf_forward_backward(
+            numpy.ascontiguousarray(emis), numpy.asarray(lengths, dtype="i"),
+            *(numpy.ascontiguousarray(p, dtype=dtype) for p in (prep.trans, prep.start, prep.end)),
+            fb.log_alpha, fb.log_beta, fb.log_Z, lost, LOG_ZERO,
+        )
+        redo = [int(i) for i in numpy.flatnonzero(lost)]
+        return fb, (redo or None)
     e, shift = _exp_shifted(xp, emis)  # (B, T, n), (B, T)
     P = _exp_shifted(xp, prep.trans.ravel())
     trans_p, trans_top = P[0].reshape(prep.trans.shape), P[1]
@@ -702,6 +725,23 @@ def _label_tag_indices(tags: Sequence[str]) -> numpy.ndarray:
     if (idx < 0).any():
         raise ValueError("Every label needs its B-, I-, L- and U- tag")
     return idx
+
+
+def _chain_kernels(xp, dtype):
+    """The compiled chain kernels (`layers/_cpu_kernels.pyx`) for numpy
+    arrays of float32 or float64, or None: then the numpy code here runs
+    (cupy, other dtypes, no C build, or SPACY_RNN_NER_KERNELS=0)."""
+    from .layers import cells
+
+    kernels = cells._cpu_kernels
+    if (
+        kernels is None
+        or xp is not numpy
+        or numpy.dtype(dtype) not in (numpy.float32, numpy.float64)
+        or not hasattr(kernels, "crf_forward_backward")
+    ):
+        return None
+    return kernels
 
 
 def _to_host(array) -> numpy.ndarray:

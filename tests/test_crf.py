@@ -32,6 +32,20 @@ TAGS = make_tags(LABELS)  # O, B-A, I-A, L-A, U-A, B-B, I-B, L-B, U-B
 N_TAGS = len(TAGS)
 
 
+@pytest.fixture(params=["kernels", "numpy"], autouse=True)
+def chain_path(request, monkeypatch):
+    """Every test on both paths: the compiled chain kernels and numpy."""
+    from spacy_rnn_ner import crf
+    from spacy_rnn_ner.layers import cells
+
+    if request.param == "kernels":
+        if crf._chain_kernels(numpy, numpy.float32) is None:
+            pytest.skip("the compiled chain kernels are not built")
+    else:
+        monkeypatch.setattr(cells, "_cpu_kernels", None)
+    return request.param
+
+
 @functools.lru_cache(maxsize=None)
 def valid_paths(n_tokens):
     """All valid tag-index sequences of length n_tokens, shape (n_paths, n)."""
@@ -529,3 +543,32 @@ def test_bad_inputs_raise():
         span_log_marginals(xp, Chain(TAGS, trans, start, end), emis, lengths, [[(0, 3, 0)], []])
     with pytest.raises(ValueError):
         spans_above_threshold(xp, Chain(TAGS, trans, start, end), emis, lengths, 0.0)
+
+
+def test_kernels_and_numpy_give_the_same_paths_and_messages(monkeypatch):
+    """The compiled Viterbi picks the same paths as numpy's, ties included
+    (scores rounded to halves), and the messages agree."""
+    from spacy_rnn_ner import crf
+    from spacy_rnn_ner.layers import cells
+
+    if crf._chain_kernels(numpy, numpy.float32) is None:
+        pytest.skip("the compiled chain kernels are not built")
+    lengths = [30, 1, 0, 17, 30, 5]
+    emis, lengths, trans, start, end = random_crf(5, lengths, dtype="float32")
+    emis, trans = numpy.round(emis * 2) / 2, numpy.round(trans * 2) / 2
+    mask = numpy.random.default_rng(2).random(emis.shape) > 0.3
+    mask[:, :, 0] = True
+    chain = Chain(TAGS, trans, start, end)
+    results = {}
+    for path in ("kernels", "numpy"):
+        if path == "numpy":
+            monkeypatch.setattr(cells, "_cpu_kernels", None)
+        results[path] = (
+            viterbi(xp, chain, emis, lengths),
+            viterbi(xp, chain, emis, lengths, allowed_mask=mask),
+            forward_backward(xp, chain, emis, lengths, allowed_mask=mask),
+        )
+    for got, want in zip(results["kernels"][:2], results["numpy"][:2]):
+        assert [p.tolist() for p in got] == [p.tolist() for p in want]
+    for got, want in zip(results["kernels"][2], results["numpy"][2]):
+        numpy.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)

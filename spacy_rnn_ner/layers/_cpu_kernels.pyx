@@ -1,5 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Python bindings of the RNN kernels in `_cpu_kernels.h` (float32, CPU).
+"""Python bindings of the RNN kernels in `_cpu_kernels.h` (float32, CPU), and
+the CRF chain kernels of `crf.py` (Cython, at the end).
 
 Typed memoryviews check each array's dtype, number of dimensions,
 C-contiguity and writability; the checks below compare its shape with the
@@ -9,7 +10,7 @@ rows, before any kernel runs. Every failure is a Python exception. The
 layouts are those of `cells.py`; the GIL is released while a kernel runs.
 """
 from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t
 
 
 cdef extern from "Python.h":
@@ -452,3 +453,242 @@ cdef object _not_none(object array, str name):
     if array is None:
         raise ValueError(f"{name} is needed by this cell, not None")
     return array
+
+
+# ---- the linear-chain CRF (crf.py): Viterbi and scaled forward-backward --
+#
+# Written in Cython alone (no C of their own): per row a loop over the steps
+# and tags, where numpy needs a Python loop over the steps. Same maths as the
+# numpy paths of crf.py, which stay the fallback (cupy, no build).
+
+from libc.math cimport exp, log, INFINITY
+
+ctypedef fused real_t:
+    float
+    double
+
+
+cdef int _chain_shapes(Py_ssize_t B, Py_ssize_t T, Py_ssize_t n, Py_ssize_t n_lengths,
+                       Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t n_start,
+                       Py_ssize_t n_end) except -1:
+    if n_lengths != B:
+        raise ValueError(f"lengths must have {B} entries, not {n_lengths}")
+    if t0 != n or t1 != n or n_start != n or n_end != n:
+        raise ValueError(f"transitions must be ({n}, {n}) and start, end ({n},)")
+    return 0
+
+
+cdef int _check_lengths(const int32_t[::1] lengths, Py_ssize_t T) except -1:
+    cdef Py_ssize_t b
+    for b in range(lengths.shape[0]):
+        if lengths[b] < 0 or lengths[b] > T:
+            raise ValueError(f"lengths must be in [0, {T}]")
+    return 0
+
+
+def crf_viterbi(const float[:, :, ::1] emis not None, const int32_t[::1] lengths not None,
+                const float[:, ::1] trans not None, const float[::1] start not None,
+                const float[::1] end not None, int32_t[:, :, ::1] backpointers not None,
+                int32_t[:, ::1] path not None):
+    """Best path per row (crf.viterbi's maths, float32 with -inf for what is
+    forbidden): emis (B, T, n), trans[i, j] (tag i then j), start, end (n,);
+    backpointers (B, T, n) scratch; path (B, T) receives each row's tags up
+    to its length. Ties go to the lowest tag index, as numpy's argmax."""
+    cdef Py_ssize_t B = emis.shape[0], T = emis.shape[1], n = emis.shape[2]
+    _chain_shapes(B, T, n, lengths.shape[0], trans.shape[0], trans.shape[1], start.shape[0],
+                  end.shape[0])
+    if backpointers.shape[0] != B or backpointers.shape[1] != T or backpointers.shape[2] != n:
+        raise ValueError("backpointers must have the shape of emis")
+    if path.shape[0] != B or path.shape[1] != T:
+        raise ValueError("path must be (B, T)")
+    _check_lengths(lengths, T)
+    if n == 0:
+        return
+    cdef float *delta = <float *>PyMem_RawMalloc(2 * n * sizeof(float))
+    if delta == NULL:
+        raise MemoryError()
+    cdef float *new = delta + n
+    cdef float best, cand
+    cdef Py_ssize_t b, t, i, j, L, arg
+    with nogil:
+        for b in range(B):
+            L = lengths[b]
+            if L == 0:
+                continue
+            for j in range(n):
+                delta[j] = start[j] + emis[b, 0, j]
+            for t in range(1, L):
+                for j in range(n):
+                    best = delta[0] + trans[0, j]
+                    arg = 0
+                    for i in range(1, n):
+                        cand = delta[i] + trans[i, j]
+                        if cand > best:
+                            best = cand
+                            arg = i
+                    new[j] = best + emis[b, t, j]
+                    backpointers[b, t, j] = <int32_t>arg
+                for j in range(n):
+                    delta[j] = new[j]
+            best = delta[0] + end[0]
+            arg = 0
+            for j in range(1, n):
+                cand = delta[j] + end[j]
+                if cand > best:
+                    best = cand
+                    arg = j
+            path[b, L - 1] = <int32_t>arg
+            for t in range(L - 1, 0, -1):
+                path[b, t - 1] = backpointers[b, t, path[b, t]]
+    PyMem_RawFree(delta)
+
+
+cdef inline double _shift(const real_t[:, :, ::1] emis, Py_ssize_t b, Py_ssize_t t,
+                          Py_ssize_t n, double half) noexcept nogil:
+    """The largest possible score of row b, step t (-inf if none is)."""
+    cdef double top = -INFINITY
+    cdef Py_ssize_t j
+    for j in range(n):
+        if emis[b, t, j] > half and emis[b, t, j] > top:
+            top = emis[b, t, j]
+    return top
+
+
+cdef inline void _exp_row(const real_t[:, :, ::1] emis, Py_ssize_t b, Py_ssize_t t,
+                          Py_ssize_t n, double half, double shift, double *out) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(n):
+        out[j] = exp(emis[b, t, j] - shift) if emis[b, t, j] > half else 0.0
+
+
+cdef inline double _exp_vector(const real_t *scores, Py_ssize_t n, Py_ssize_t stride,
+                               double half, double *out) noexcept nogil:
+    """out = exp(scores - their max), 0 where impossible; returns that max
+    (0 if none is possible)."""
+    cdef double top = -INFINITY
+    cdef Py_ssize_t k
+    for k in range(n):
+        if scores[k * stride] > half and scores[k * stride] > top:
+            top = scores[k * stride]
+    if top == -INFINITY:
+        top = 0.0
+    for k in range(n):
+        out[k] = exp(scores[k * stride] - top) if scores[k * stride] > half else 0.0
+    return top
+
+
+def crf_forward_backward(const real_t[:, :, ::1] emis not None,
+                         const int32_t[::1] lengths not None,
+                         const real_t[:, ::1] trans not None, const real_t[::1] start not None,
+                         const real_t[::1] end not None, real_t[:, :, ::1] log_alpha not None,
+                         real_t[:, :, ::1] log_beta not None, real_t[::1] log_Z not None,
+                         uint8_t[::1] lost not None, double log_zero):
+    """crf._scaled_forward_backward's maths, in float64 per row: emis (B, T,
+    n) and the constrained trans, start, end with log_zero where impossible;
+    log_alpha and log_beta (B, T, n) must come filled with log_zero (only
+    each row's steps are written), log_Z (B,). lost[b] is set to 1 where a
+    row's messages became all zero (no valid path, or an underflow): those
+    rows are to be computed again in log space."""
+    cdef Py_ssize_t B = emis.shape[0], T = emis.shape[1], n = emis.shape[2]
+    _chain_shapes(B, T, n, lengths.shape[0], trans.shape[0], trans.shape[1], start.shape[0],
+                  end.shape[0])
+    if (log_alpha.shape[0] != B or log_alpha.shape[1] != T or log_alpha.shape[2] != n
+            or log_beta.shape[0] != B or log_beta.shape[1] != T or log_beta.shape[2] != n):
+        raise ValueError("log_alpha and log_beta must have the shape of emis")
+    if log_Z.shape[0] != B or lost.shape[0] != B:
+        raise ValueError("log_Z and lost must have B entries")
+    _check_lengths(lengths, T)
+    if n == 0 or B == 0:
+        return
+    cdef double *buf = <double *>PyMem_RawMalloc((n * n + 6 * n) * sizeof(double))
+    if buf == NULL:
+        raise MemoryError()
+    cdef double *P = buf
+    cdef double *S = P + n * n
+    cdef double *E = S + n
+    cdef double *a = E + n
+    cdef double *v = a + n
+    cdef double *e = v + n
+    cdef double *w = e + n
+    cdef double half = log_zero / 2, t_top, s_top, e_top, shift, c, scale, z, acc
+    cdef Py_ssize_t b, t, i, j, L
+    cdef bint ok
+    with nogil:
+        t_top = _exp_vector(&trans[0, 0], n * n, 1, half, P)
+        s_top = _exp_vector(&start[0], n, 1, half, S)
+        e_top = _exp_vector(&end[0], n, 1, half, E)
+        for b in range(B):
+            L = lengths[b]
+            lost[b] = 0
+            if L == 0:
+                log_Z[b] = 0.0
+                continue
+            ok = True
+            scale = 0.0
+            for t in range(L):
+                shift = _shift(emis, b, t, n, half)
+                if shift == -INFINITY:
+                    ok = False
+                    break
+                _exp_row(emis, b, t, n, half, shift, e)
+                if t == 0:
+                    for j in range(n):
+                        v[j] = S[j] * e[j]
+                else:
+                    for j in range(n):
+                        acc = 0.0
+                        for i in range(n):
+                            acc = acc + a[i] * P[i * n + j]
+                        v[j] = acc * e[j]
+                c = 0.0
+                for j in range(n):
+                    if v[j] > c:
+                        c = v[j]
+                if not c > 0.0:
+                    ok = False
+                    break
+                scale = scale + log(c) + shift + (t_top if t else s_top)
+                for j in range(n):
+                    a[j] = v[j] / c
+                    if a[j] > 0.0:
+                        acc = log(a[j]) + scale
+                        log_alpha[b, t, j] = <real_t>(acc if acc > log_zero else log_zero)
+            if ok:
+                z = 0.0
+                for j in range(n):
+                    z = z + a[j] * E[j]
+                ok = z > 0.0
+            if not ok:
+                lost[b] = 1
+                continue
+            z = scale + log(z) + e_top
+            log_Z[b] = <real_t>(z if z > log_zero else log_zero)
+            # Backward: beta_{L-1} = exp(end), then beta_t = P (e_{t+1} beta_{t+1}).
+            scale = e_top
+            for i in range(n):
+                a[i] = E[i]
+                if a[i] > 0.0:
+                    log_beta[b, L - 1, i] = <real_t>(log(a[i]) + scale)
+            for t in range(L - 2, -1, -1):
+                shift = _shift(emis, b, t + 1, n, half)
+                _exp_row(emis, b, t + 1, n, half, shift, e)
+                for j in range(n):
+                    w[j] = e[j] * a[j]
+                c = 0.0
+                for i in range(n):
+                    acc = 0.0
+                    for j in range(n):
+                        acc = acc + P[i * n + j] * w[j]
+                    v[i] = acc
+                    if acc > c:
+                        c = acc
+                if not c > 0.0:
+                    lost[b] = 1
+                    break
+                scale = scale + log(c) + t_top + shift
+                for i in range(n):
+                    a[i] = v[i] / c
+                    if a[i] > 0.0:
+                        acc = log(a[i]) + scale
+                        log_beta[b, t, i] = <real_t>(acc if acc > log_zero else log_zero)
+    PyMem_RawFree(buf)
