@@ -1,6 +1,7 @@
 """The first impression: README command 1 trains configs/lstm.cfg on the
 bundled corpus; the model must generalise to the hand-written evaluation set
 (corpus/handwritten.txt), not only to the synthetic dev set."""
+import json
 import re
 import subprocess
 import sys
@@ -100,3 +101,31 @@ def test_default_model_generalises(tmp_path):
     assert scores["ents_f"] >= MIN_HANDWRITTEN_F, scores["ents_per_type"]
     doc = nlp(SHOWCASE)
     assert {(e.text, e.label_) for e in doc.ents} == SHOWCASE_ENTITIES
+    # One 200,000-token doc through this pipeline, in a fresh process: at most
+    # 1 KB per token beyond the doc itself (it runs in pieces, batching.py).
+    out = subprocess.run(
+        [sys.executable, "-c", LONG_DOC_SCRIPT, str(tmp_path / "out" / "model-best"),
+         str(tmp_path / "handwritten.spacy")],
+        check=True, capture_output=True, text=True, timeout=600,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    print("200,000-token doc:", result)
+    assert result["n_ents"] > 0 and result["bytes_per_token"] <= 1024, result
+
+
+LONG_DOC_SCRIPT = """
+import json, sys, tracemalloc
+import spacy
+from spacy.tokens import Doc, DocBin
+
+nlp = spacy.load(sys.argv[1])
+words = [t.text for d in DocBin().from_disk(sys.argv[2]).get_docs(nlp.vocab) for t in d]
+words = (words * (200000 // len(words) + 1))[:200000]
+nlp("Warm up .")
+doc = Doc(nlp.vocab, words=words)
+tracemalloc.start()
+base = tracemalloc.get_traced_memory()[0]
+nlp(doc)
+peak = tracemalloc.get_traced_memory()[1] - base
+print(json.dumps({"bytes_per_token": round(peak / len(words)), "n_ents": len(doc.ents)}))
+"""

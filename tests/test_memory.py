@@ -15,7 +15,8 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from thinc.api import fix_random_seed
 
-from spacy_rnn_ner.batching import begin_update_bucketed, length_buckets
+from spacy_rnn_ner import batching
+from spacy_rnn_ner.batching import begin_update_bucketed, length_buckets, piece_bounds
 from spacy_rnn_ner.pipeline import DEFAULT_RNN_NER_MODEL
 
 from .conftest import make_examples
@@ -85,6 +86,48 @@ def test_length_buckets_keep_similar_lengths_together():
     # A long doc pads at most as many short docs as make up its own length.
     assert length_buckets([20, 10_000, 20, 20]) == [[1, 0], [2, 3]]
     assert length_buckets([20, 10_000, 20, 20], max_padded=10_000) == [[1], [0, 2, 3]]
+
+
+def test_piece_bounds_tile_the_doc_with_context():
+    for n in (1, 99, 100, 101, 1000):
+        bounds = piece_bounds(n, max_tokens=100, margin=10)
+        assert [c for _, _, c, _ in bounds] == list(range(0, n, 80))
+        assert bounds[-1][3] == n
+        for start, end, core_start, core_end in bounds:
+            assert end - start <= 100 and start <= core_start < core_end <= end
+            assert core_start - start == min(10, core_start)
+            assert end - core_end == min(10, n - core_end)
+    with pytest.raises(ValueError, match="twice the margin"):
+        piece_bounds(10, max_tokens=20, margin=10)
+
+
+@pytest.mark.parametrize("crf", [False, True])
+def test_long_doc_is_predicted_in_overlapping_pieces(crf, monkeypatch):
+    """A doc longer than SPLIT_ABOVE_TOKENS gets, for each core, the scores of
+    its window predicted as a doc of its own; shorter docs are predicted
+    whole, as before; the annotations are valid either way."""
+    nlp = make_nlp(crf)
+    ner = nlp.get_pipe("rnn_ner")
+    rng = random.Random(3)
+    words = [rng.choice(WORDS) for _ in range(230)]
+    doc = Doc(nlp.vocab, words=words, sent_starts=[i % 23 == 0 for i in range(230)])
+    short = Doc(nlp.vocab, words=words[:50])
+    whole_short = ner.model.predict([short])[0]
+    monkeypatch.setattr(batching, "SPLIT_ABOVE_TOKENS", 60)
+    monkeypatch.setattr(batching, "MAX_PIECE_TOKENS", 60)
+    monkeypatch.setattr(batching, "PIECE_MARGIN", 10)
+    scores, short_scores = ner.predict([doc, short])
+    assert_allclose(short_scores, whole_short, rtol=1e-5, atol=1e-6)
+    assert scores.shape == (230, len(ner.tags))
+    for start, end, core_start, core_end in piece_bounds(230):
+        window = Doc(nlp.vocab, words=words[start:end],
+                     sent_starts=[bool(t.is_sent_start) for t in doc[start:end]])
+        (expected,) = ner.model.predict([window])
+        assert_allclose(scores[core_start:core_end], expected[core_start - start : core_end - start],
+                        rtol=1e-5, atol=1e-6)
+    ner.set_annotations([doc], [scores])
+    for ent in doc.ents:  # inside sentences, as for any doc with sentence starts
+        assert not any(t.is_sent_start for t in ent[1:])
 
 
 @pytest.mark.parametrize("crf", [False, True])
