@@ -270,7 +270,8 @@ def test_common_json_files_have_no_nan(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["calibration", "speed", "lstm_floor", "glove_vectors", "conll03", "demo",
-                                  "blas_threads", "doc_consistency", "generalisation"])
+                                  "blas_threads", "doc_consistency", "generalisation",
+                                  "profile_pipeline", "pipeline_speed"])
 def test_scripts_load_with_the_shared_helpers(name):
     module = load_script(name)
     assert module._common.REPO == ROOT
@@ -549,3 +550,24 @@ def test_ensemble_script_scores_members_ensembles_and_baselines(tmp_path):
     md = (tmp_path / "out.md").read_text()
     assert "one model (4)" in md and "ensembles of 2 (2)" in md and "ensembles of 4 (1)" in md
     assert "single (1)" in md
+
+
+def test_profile_parts_time_the_model_and_restore_it():
+    """The timed parts of an nlp.pipe pass: the RNN, the decoding and the
+    rest add up to the pass, and every patched function is restored."""
+    from spacy_rnn_ner import pipeline
+
+    from .test_memory import make_nlp
+
+    profile = load_script("profile_pipeline")
+    nlp = make_nlp(crf=True)
+    funcs = [node._func for node in nlp.get_pipe("rnn_ner").model.walk()]
+    texts = ["Ada went to Paris with Acme Corp ."] * 20
+    total, rows = profile.timed_parts(nlp, lambda: list(nlp.pipe(texts)))
+    parts = {row["part"]: row["seconds"] for row in rows}
+    assert {"RNN layer", "decoding (Viterbi, probabilities)", "output layer"} <= set(parts)
+    assert sum(parts.values()) == pytest.approx(total)
+    assert all(s >= 0 for part, s in parts.items() if not part.startswith("rest"))
+    assert [node._func for node in nlp.get_pipe("rnn_ner").model.walk()] == funcs
+    assert "decode" not in vars(pipeline.RNNEntityRecognizer)
+    assert pipeline.decode.__module__ == "spacy_rnn_ner.decode"
