@@ -5,6 +5,7 @@ from typing import Callable, Dict, Optional, Sequence
 from .cli.annotate import annotate_cli
 from .cli.calibrate import calibrate_cli
 from .cli.debug_data import debug_data_cli
+from .cli.distill import distill_cli
 from .cli.ensemble import ensemble_cli
 from .cli.render import displacy_cli
 
@@ -15,6 +16,7 @@ COMMANDS: Dict[str, Callable[[Sequence[str]], int]] = {
     "calibrate": calibrate_cli,
     "debug-data": debug_data_cli,
     "displacy": displacy_cli,
+    "distill": distill_cli,
     "ensemble": ensemble_cli,
 }
 

@@ -63,7 +63,25 @@ class TagLoss:
         loss's own parameters (a CRF's transition scores) are added to their
         layer, as a layer's backprop does.
         """
+        d_scores, loss, d_params = self.gold_loss(scores, truths, negatives=negatives)
+        if is_train:
+            self.inc_chain_grads(d_params)
+        return d_scores, loss
+
+    def gold_loss(
+        self, scores: List[Floats2d], truths: TruthsT, *, negatives: NegativesT = None
+    ) -> Tuple[List[Floats2d], float, List]:
+        """As `get_loss`, also returning the gradients of the chain's own
+        transition, start and end scores (zeros for a softmax tagger)."""
         raise NotImplementedError
+
+    def emission_grad_to_scores(self, d_emissions: Floats2d, scores: Floats2d) -> Floats2d:
+        """The gradient for the model's scores from one for its emissions."""
+        return d_emissions
+
+    def inc_chain_grads(self, d_params: Sequence) -> None:
+        """Add gradients of the chain's transition, start and end scores to
+        the layer that holds them (none for a softmax tagger)."""
 
     def _negative_span_loss(
         self, emissions: List[Floats2d], truths: TruthsT, negatives: NegativesT
@@ -110,14 +128,14 @@ class SoftmaxTagLoss(TagLoss):
         xp = self.model.ops.xp
         return [xp.log(xp.clip(s, MIN_PROB, 1.0)) for s in scores]
 
-    def get_loss(
-        self,
-        scores: List[Floats2d],
-        truths: TruthsT,
-        *,
-        negatives: NegativesT = None,
-        is_train: bool = False,
-    ) -> Tuple[List[Floats2d], float]:
+    def emission_grad_to_scores(self, d_emissions: Floats2d, scores: Floats2d) -> Floats2d:
+        # From log-probabilities to the logits, which the softmax layer's
+        # backprop takes.
+        return d_emissions - scores * d_emissions.sum(axis=1, keepdims=True)
+
+    def gold_loss(
+        self, scores: List[Floats2d], truths: TruthsT, *, negatives: NegativesT = None
+    ) -> Tuple[List[Floats2d], float, List]:
         loss_func = SequenceCategoricalCrossentropy(
             names=self.tags, normalize=False, missing_value=None
         )
@@ -130,12 +148,8 @@ class SoftmaxTagLoss(TagLoss):
             loss += neg_loss
             for i, d_log_p in enumerate(d_emissions):
                 if d_log_p is not None:
-                    # From log-probabilities to the logits, which the
-                    # softmax layer's backprop takes.
-                    p = scores[i]
-                    d_logits = d_log_p - p * d_log_p.sum(axis=1, keepdims=True)
-                    d_scores[i] = d_scores[i] + d_logits
-        return d_scores, loss
+                    d_scores[i] = d_scores[i] + self.emission_grad_to_scores(d_log_p, scores[i])
+        return d_scores, loss, []
 
 
 class CRFTagLoss(TagLoss):
@@ -149,14 +163,9 @@ class CRFTagLoss(TagLoss):
         layer = self.model.get_ref("crf")
         return Chain(self.tags, *(layer.get_param(name) for name in CRF_PARAMS))
 
-    def get_loss(
-        self,
-        scores: List[Floats2d],
-        truths: TruthsT,
-        *,
-        negatives: NegativesT = None,
-        is_train: bool = False,
-    ) -> Tuple[List[Floats2d], float]:
+    def gold_loss(
+        self, scores: List[Floats2d], truths: TruthsT, *, negatives: NegativesT = None
+    ) -> Tuple[List[Floats2d], float, List]:
         # Padded in length buckets (see batching.py).
         xp = self.model.ops.xp
         n_tags = len(self.tags)
@@ -190,9 +199,7 @@ class CRFTagLoss(TagLoss):
                     d_scores[i] = d_scores[i] + d_emis
             for total, grad in zip(d_params, neg_d_params):
                 total += grad
-        if is_train:
-            self._inc_grads(d_params)
-        return d_scores, loss
+        return d_scores, loss, d_params
 
     def get_rehearsal_loss(
         self, scores: List[Floats2d], targets: List[Floats2d], tutor: Model, *, is_train: bool = False
@@ -208,10 +215,10 @@ class CRFTagLoss(TagLoss):
             ]
             loss += sum(float((d**2).sum()) for d in d_params)
             if is_train:
-                self._inc_grads(d_params)
+                self.inc_chain_grads(d_params)
         return d_scores, loss
 
-    def _inc_grads(self, d_params: Sequence) -> None:
+    def inc_chain_grads(self, d_params: Sequence) -> None:
         layer = self.model.get_ref("crf")
         for name, grad in zip(CRF_PARAMS, d_params):
             layer.inc_grad(name, grad)

@@ -26,6 +26,7 @@ from thinc.types import Floats2d
 from .batching import begin_update_bucketed, predict_bucketed
 from .crf import span_labels
 from .decode import decode, sentence_breaks
+from .distillation import teacher_student_loss
 from .layers.vocab_embed import vocab_layers, build_vocab
 from .losses import TagLoss, tag_loss_class
 from .serialize import load_cfg, load_model, nonfinite_counts, read_file, stamp_labels
@@ -375,6 +376,110 @@ class RNNEntityRecognizer(TrainablePipe):
 
         return self._step(examples, get_loss, drop=drop, sgd=sgd, losses=losses)
 
+    def distill(
+        self,
+        teacher_pipe: "RNNEntityRecognizer",
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+        teacher_weight: float = 1.0,
+    ) -> Dict[str, float]:
+        """Train this component (the student) to tag like `teacher_pipe`, as
+        spaCy v4's `TrainablePipe.distill`: the teacher scores each example's
+        reference doc, the student its predicted doc (the same tokens), and
+        the loss is the structure-level KL divergence of the student's chain
+        from the teacher's (see distillation.py).
+
+        With `teacher_weight` below 1, docs with entity annotation learn
+        `teacher_weight * KL + (1 - teacher_weight) * gold loss`; docs without
+        any (raw text, e.g. `Example(doc, doc)`) learn the KL term alone.
+
+        teacher_pipe (RNNEntityRecognizer): The teacher, e.g. the `rnn_ner` of
+            a pipeline joined by the `ensemble` command; same labels.
+        examples (Iterable[Example]): The batch.
+        drop (float): The dropout rate (of the student).
+        sgd (Optional[Optimizer]): The optimizer.
+        losses (Optional[Dict[str, float]]): Losses so far, by component name.
+        teacher_weight (float): The KL term's weight for annotated docs, in
+            [0, 1]; 1 ignores the gold annotation.
+        RETURNS (Dict[str, float]): The updated losses.
+        """
+        if not 0.0 <= teacher_weight <= 1.0:
+            raise ValueError(f"teacher_weight must be in [0, 1], got {teacher_weight!r}")
+        examples = _validated(examples, "RNNEntityRecognizer.distill")
+        self._check_teacher(teacher_pipe)
+        for i, eg in enumerate(examples):
+            if len(eg.reference) != len(eg.predicted):
+                raise ValueError(
+                    f"distill: example {i} has {len(eg.predicted)} predicted and "
+                    f"{len(eg.reference)} reference tokens; teacher and student must "
+                    f"see the same tokens"
+                )
+        truths = self._gold_tags(examples)
+        labelled = [any(t is not None for t in doc_truths) for doc_truths in truths]
+        if teacher_weight < 1.0:
+            self._unmask_labels({ent.label_ for eg in examples for ent in eg.reference.ents})
+
+        def get_loss(docs: List[Doc], scores: List[Floats2d]) -> Tuple[List[Floats2d], float]:
+            self._check_scores(scores)
+            teacher_docs = [_in_vocab(eg.reference, teacher_pipe.vocab) for eg in examples]
+            teacher_scores = predict_bucketed(teacher_pipe.model, teacher_docs, len(self.tags))
+            weights = [teacher_weight if lab else 1.0 for lab in labelled]
+            kl = teacher_student_loss(teacher_pipe.loss, teacher_scores, self.loss, scores,
+                                      weights=weights)
+            d_scores, loss, d_params = kl.d_scores, kl.loss, kl.d_params
+            gold_weight = 1.0 - teacher_weight
+            rows = [i for i, lab in enumerate(labelled) if lab]
+            if gold_weight > 0.0 and rows:
+                d_gold, gold_loss, gold_params = self.loss.gold_loss(
+                    [scores[i] for i in rows], [truths[i] for i in rows]
+                )
+                loss += gold_weight * gold_loss
+                for i, d in zip(rows, d_gold):
+                    d_scores[i] = d_scores[i] + gold_weight * d
+                d_params = [p + gold_weight * g for p, g in zip(d_params, gold_params)] or d_params
+            self.loss.inc_chain_grads(d_params)
+            return d_scores, loss
+
+        return self._step(examples, get_loss, drop=drop, sgd=sgd, losses=losses)
+
+    def get_teacher_student_loss(
+        self,
+        teacher_scores: List[Floats2d],
+        student_scores: List[Floats2d],
+        *,
+        teacher_pipe: Optional["RNNEntityRecognizer"] = None,
+    ) -> Tuple[float, List[Floats2d]]:
+        """The structure-level KL divergence of this component's chain from
+        the teacher's, and its gradient for `student_scores`, as spaCy v4's
+        `get_teacher_student_loss`. Without `teacher_pipe` the teacher is
+        taken to be a tagger like this one (its scores read as this
+        component reads its own, with the same chain scores).
+
+        teacher_scores (List[Floats2d]): The teacher model's scores per doc.
+        student_scores (List[Floats2d]): This model's scores for the same docs.
+        teacher_pipe (Optional[RNNEntityRecognizer]): The teacher component.
+        RETURNS (Tuple[float, List[Floats2d]]): The loss and d_student_scores.
+        """
+        teacher_loss = self.loss if teacher_pipe is None else teacher_pipe.loss
+        if teacher_pipe is not None:
+            self._check_teacher(teacher_pipe)
+        kl = teacher_student_loss(teacher_loss, teacher_scores, self.loss, student_scores)
+        return kl.loss, kl.d_scores
+
+    def _check_teacher(self, teacher_pipe: object) -> None:
+        if not isinstance(teacher_pipe, RNNEntityRecognizer):
+            raise ValueError(
+                f"the teacher must be an rnn_ner component, not {type(teacher_pipe).__name__}"
+            )
+        if list(teacher_pipe.labels) != list(self.labels):
+            raise ValueError(
+                f"the teacher's labels {list(teacher_pipe.labels)} differ from the "
+                f"student's {list(self.labels)}: distillation needs the same labels"
+            )
+
     def rehearse(
         self,
         examples: Iterable[Example],
@@ -676,6 +781,14 @@ def _validated(examples: Iterable[Example], method: str) -> List[Example]:
     examples = list(examples)
     validate_examples(examples, method)
     return examples
+
+
+def _in_vocab(doc: Doc, vocab: Vocab) -> Doc:
+    """`doc`, or a copy of its words and spaces in `vocab` (another
+    pipeline's, whose vectors and strings the doc must use there)."""
+    if doc.vocab is vocab:
+        return doc
+    return Doc(vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
 
 
 def _preset_tokens(doc: Doc) -> numpy.ndarray:

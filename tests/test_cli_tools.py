@@ -100,5 +100,5 @@ def test_displacy_cli(corpus, tmp_path, capsys):
 
 
 def test_dispatch():
-    assert set(COMMANDS) == {"annotate", "calibrate", "debug-data", "displacy", "ensemble"}
+    assert set(COMMANDS) == {"annotate", "calibrate", "debug-data", "displacy", "distill", "ensemble"}
     assert main([]) == 2 and main(["--help"]) == 0
