@@ -10,6 +10,11 @@ every raw number in `benchmarks/results/speed.json` (`--quick` writes to
 `benchmarks/cache/` instead, so a smoke test never overwrites real results).
 See `benchmarks/README.md` for what each number means.
 
+The pipeline section also runs `benchmarks/pipeline_speed.py` (the
+accuracy config, `configs/conll03.cfg`, against spaCy's `ner` on CoNLL-2003
+test, one BLAS thread) when `benchmarks/conll03.py convert` has been run;
+`--conll-pipeline-steps 0` skips it.
+
 Every figure that is compared with another comes from the same run, and, for
 the layer, from the same process, measured one system right after the other on
 identical inputs: absolute figures drift with the machine's load, ratios much
@@ -686,6 +691,19 @@ def run_pipeline(args) -> Dict[str, Any]:
                     "words": args.train_words, "batch_words": 1000, "seed": args.seed,
                 }, threads))
         out["threads"][str(threads)] = res
+    conll_docs = REPO / "benchmarks" / "cache" / "conll03" / "test.spacy"
+    if args.conll_pipeline_steps and not args.quick and conll_docs.exists():
+        # The accuracy config on CoNLL-2003 against spaCy's ner, one BLAS
+        # thread (benchmarks/pipeline_speed.py, run as its own process).
+        report = CACHE / "pipeline-speed-conll03"
+        log("conll03.cfg pipeline speed (benchmarks/pipeline_speed.py)")
+        subprocess.run([py, "benchmarks/pipeline_speed.py", "--train-steps",
+                        str(args.conll_pipeline_steps), "--out", str(report)],
+                       cwd=REPO, env=_common.thread_env(1), check=True)
+        out["conll03"] = _common.read_json(report.with_suffix(".json"))
+    elif args.conll_pipeline_steps and not args.quick:
+        out["conll03"] = {"skipped": f"{conll_docs.relative_to(REPO)} not found: run "
+                                     "python benchmarks/conll03.py convert first"}
     return out
 
 
@@ -1239,6 +1257,15 @@ def render_pipeline(pipe: Dict[str, Any]) -> List[str]:
         "`dev ents_f` (bundled dev set, after the short training) only shows both "
         "models learned something; it is not an accuracy comparison.",
     ]
+    conll = pipe.get("conll03")
+    if conll and "skipped" in conll:
+        lines += ["", f"`configs/conll03.cfg` on CoNLL-2003: skipped, {conll['skipped']}."]
+    elif conll:
+        import pipeline_speed
+
+        lines += ["", "### `configs/conll03.cfg` on CoNLL-2003 (`benchmarks/pipeline_speed.py`)", ""]
+        lines += [line.replace("## ", "#### ", 1) if line.startswith("## ") else line
+                  for line in pipeline_speed.render(conll).splitlines()[2:]]
     return lines
 
 
@@ -1275,6 +1302,10 @@ def parse_args(argv: Optional[List[str]] = None):
                    help="training-throughput processes per system (default 3)")
     p.add_argument("--pipe-repeats", type=int, default=None,
                    help="timed nlp.pipe passes per system (default 5)")
+    p.add_argument("--conll-pipeline-steps", type=int, default=400,
+                   help="pipeline section: also run benchmarks/pipeline_speed.py with "
+                        "configs/conll03.cfg models trained this many steps on CoNLL-2003 "
+                        "(needs python benchmarks/conll03.py convert; 0: skip; not with --quick)")
     p.add_argument("--retries", type=int, default=2,
                    help="layer: re-measurements of a block other jobs disturbed (default 2)")
     p.add_argument("--seed", type=int, default=0)
