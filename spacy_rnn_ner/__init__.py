@@ -1,5 +1,5 @@
 """spaCy named entity recognition with recurrent neural networks written as Thinc layers."""
-from . import architectures, pipeline, scoring  # noqa: F401  (run the registry decorators)
+from . import architectures, pipeline, readers, scoring  # noqa: F401  (run the registry decorators)
 from .layers.rnn import RNN
 from .pipeline import RNNEntityRecognizer
 

@@ -23,7 +23,7 @@ from thinc.api import (
 )
 from thinc.types import Floats2d
 
-from .batching import begin_update_bucketed, predict_bucketed
+from .batching import begin_update_bucketed, has_listener, predict_bucketed
 from .crf import span_labels
 from .decode import decode, sentence_breaks
 from .distillation import teacher_student_loss
@@ -478,6 +478,11 @@ class RNNEntityRecognizer(TrainablePipe):
             raise ValueError(
                 f"the teacher's labels {list(teacher_pipe.labels)} differ from the "
                 f"student's {list(self.labels)}: distillation needs the same labels"
+            )
+        if has_listener(teacher_pipe.model):
+            raise ValueError(
+                "the teacher's rnn_ner listens to a shared tok2vec component, which only "
+                "runs inside its own pipeline: distill needs a teacher with its own tok2vec"
             )
 
     def rehearse(

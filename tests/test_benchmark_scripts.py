@@ -571,3 +571,57 @@ def test_profile_parts_time_the_model_and_restore_it():
     assert [node._func for node in nlp.get_pipe("rnn_ner").model.walk()] == funcs
     assert "decode" not in vars(pipeline.RNNEntityRecognizer)
     assert pipeline.decode.__module__ == "spacy_rnn_ner.decode"
+
+
+# --- distill.py ----------------------------------------------------------------
+
+
+def test_agreement_counts_tokens_and_entities():
+    from spacy.tokens import Doc, Span
+
+    script = load_script("distill")
+    nlp = spacy.blank("en")
+    a = Doc(nlp.vocab, words=["Ada", "met", "Alan", "."])
+    b = a.copy()
+    a.ents = [Span(a, 0, 1, "PER"), Span(a, 2, 3, "PER")]
+    b.ents = [Span(b, 0, 1, "PER"), Span(b, 2, 3, "ORG")]
+    got = script.agreement([a], [b])
+    assert got["tokens"] == pytest.approx(3 / 4)
+    assert got["ents_f"] == pytest.approx(0.5)
+    assert script.agreement([a], [a]) == {"tokens": 1.0, "ents_f": 1.0}
+
+
+@pytest.mark.slow
+def test_distill_script_trains_students_and_baselines(tmp_path):
+    """One seed of a few steps: a student and an undistilled model, scored,
+    timed and reported beside a baseline; a second run reuses them."""
+    from spacy.tokens import DocBin
+
+    from .conftest import make_examples
+    from .robust import small_config, train_small
+
+    teacher = train_small(small_config(crf=True), seed=0, steps=20)
+    teacher.to_disk(tmp_path / "teacher")
+    DocBin(docs=[eg.reference for eg in make_examples(teacher.vocab)]).to_disk(tmp_path / "d.spacy")
+    script = load_script("distill")
+    args = ["--teacher", str(tmp_path / "teacher"), "--seeds", "4", "--dev", str(tmp_path / "d.spacy"),
+            "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out"),
+            "--baselines", f"other={tmp_path / 'teacher'}",
+            "--speed-rounds", "1", "--", "--paths.train", str(tmp_path / "d.spacy"),
+            "--paths.dev", str(tmp_path / "d.spacy"), "--training.max_steps", "4",
+            "--training.eval_frequency", "2"]
+    result = script.main(args)["result"]
+    (row,) = result["seeds"]
+    for kind in ("distilled", "undistilled"):
+        assert 0.0 <= row[kind]["dev"]["ents_f"] <= 1.0
+        assert 0.0 <= row[kind]["agreement"]["tokens"] <= 1.0
+        assert row[kind]["train_s"] > 0 and row["words_per_s"][kind] > 0
+    (baseline,) = result["baselines"]
+    assert baseline["dev"] == result["teacher"]["dev"]  # the same pipeline, scored alike
+    assert row["words_per_s"]["other"] > 0
+    md = (tmp_path / "out.md").read_text()
+    assert "| 4 | distilled |" in md and "student / undistilled" in md and "core-hours" in md
+    assert "| | other (" in md
+    again = script.main(args)["result"]["seeds"][0]
+    assert again["distilled"]["train_s"] is None
+    assert again["distilled"]["dev"] == row["distilled"]["dev"]

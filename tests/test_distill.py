@@ -200,6 +200,74 @@ def test_distill_checks_its_teacher_and_examples():
     assert s_ner.distill(teacher.get_pipe("rnn_ner"), empty) == {"rnn_ner": 0.0}
 
 
+def test_teacher_listening_to_a_shared_tok2vec_is_refused():
+    """A listener only runs inside its own pipeline: distill says so."""
+    from .robust import small_config
+
+    teacher = spacy.blank("en")
+    teacher.add_pipe("tok2vec", config={"model": {
+        "@architectures": "spacy.HashEmbedCNN.v2", "width": 16, "depth": 1, "embed_size": 500,
+        "window_size": 1, "maxout_pieces": 2, "subword_features": False, "pretrained_vectors": None}})
+    config = small_config(crf=True)
+    config["model"]["tok2vec"] = {"@architectures": "spacy.Tok2VecListener.v1", "width": 16}
+    teacher.add_pipe("rnn_ner", config=config)
+    teacher.initialize(lambda: make_examples(teacher.vocab))
+    student, examples = tiny_nlp(1)
+    with pytest.raises(ValueError, match="shared tok2vec"):
+        student.get_pipe("rnn_ner").distill(teacher.get_pipe("rnn_ner"), examples)
+
+
+def test_plain_text_reader_and_concat(tmp_path):
+    """PlainTextCorpus: a doc per non-blank line, references without
+    annotation; ConcatCorpus: one corpus after the other."""
+    from spacy.util import registry
+
+    (tmp_path / "raw.txt").write_text("Ada met Grace .\n\n  \nGlobex hired Alan in Rome\nshort\n",
+                                      encoding="utf8")
+    nlp, _ = tiny_nlp(0)
+
+    def reader(**cfg):
+        return registry.resolve({"r": cfg})["r"]
+
+    plain = {"@readers": "spacy-rnn-ner.PlainTextCorpus.v1", "path": str(tmp_path / "raw.txt")}
+    examples = list(reader(**plain)(nlp))
+    assert [eg.predicted.text for eg in examples] == [
+        "Ada met Grace .", "Globex hired Alan in Rome", "short"]
+    assert not any(eg.reference.has_annotation("ENT_IOB") for eg in examples)
+    assert all(eg.reference is not eg.predicted for eg in examples)
+    ner = nlp.get_pipe("rnn_ner")
+    assert all(t is None for tags in ner._gold_tags(examples) for t in tags)
+    limited = reader(**{**plain, "path": str(tmp_path), "min_length": 2, "max_length": 4, "limit": 1})
+    assert [eg.predicted.text for eg in limited(nlp)] == ["Ada met Grace ."]
+    both = reader(**{"@readers": "spacy-rnn-ner.ConcatCorpus.v1",
+                     "*": {"a": plain, "b": {**plain, "limit": 1}}})
+    assert [eg.predicted.text for eg in both(nlp)][2:] == ["short", "Ada met Grace ."]
+    with pytest.raises(ValueError, match="no such file"):
+        reader(**{**plain, "path": str(tmp_path / "missing.txt")})
+
+
+def test_with_unlabelled_extends_the_training_corpus(tmp_path):
+    from pathlib import Path
+
+    from spacy.util import load_config
+
+    from spacy_rnn_ner.cli.distill import with_unlabelled
+
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "raw.txt").write_text("Ada met Grace .\n", encoding="utf8")
+    (tmp_path / "raw.jsonl").write_text('{"text": "Alan in Rome"}\n', encoding="utf8")
+    config = load_config(root / "configs" / "lstm.cfg", interpolate=False)
+    extended = with_unlabelled(config, [tmp_path / "raw.txt", tmp_path / "raw.jsonl"])
+    assert extended["training"]["train_corpus"] == "corpora.distill_train"
+    readers = extended["corpora"]["distill_train"]["*"]
+    assert readers["gold"] == config["corpora"]["train"]
+    assert readers["unlabelled0"]["@readers"] == "spacy-rnn-ner.PlainTextCorpus.v1"
+    assert readers["unlabelled1"]["@readers"] == "spacy.JsonlCorpus.v1"
+    assert config["training"]["train_corpus"] == "corpora.train"  # a copy
+    with pytest.raises(ValueError, match="not found"):
+        with_unlabelled(config, [tmp_path / "none.txt"])
+
+
 def test_get_teacher_student_loss_is_zero_for_the_same_scores():
     nlp, examples = trained(0, n_iter=5)
     ner = nlp.get_pipe("rnn_ner")
@@ -234,8 +302,10 @@ def test_distill_command_end_to_end(tmp_path):
             "--system.seed", str(seed))
     run("-m", "spacy_rnn_ner", "ensemble", str(tmp_path / "m0" / "model-last"),
         str(tmp_path / "m1" / "model-last"), "--output", str(tmp_path / "teacher"))
+    (tmp_path / "raw.txt").write_text("\n".join(RAW) + "\n", encoding="utf8")
     out = run("-m", "spacy_rnn_ner", "distill", str(tmp_path / "teacher"), config,
                       "--output", str(tmp_path / "student"), *paths, "--teacher-weight", "0.5",
+                      "--unlabelled", str(tmp_path / "raw.txt"),
                       "--training.max_steps", "150", "--training.eval_frequency", "50",
                       "--system.seed", "2")
     assert "LOSS RNN_NER" in out.stdout and "ENTS_F" in out.stdout  # spaCy's progress table
@@ -244,6 +314,10 @@ def test_distill_command_end_to_end(tmp_path):
     assert student.get_pipe("rnn_ner").labels == teacher.get_pipe("rnn_ner").labels
     assert student.config["components"]["rnn_ner"]["model"]["@architectures"] != (
         "spacy-rnn-ner.EnsembleCRFTagger.v1")
+    # The saved config has the teacher's labels and the corpus with raw text.
+    assert student.config["initialize"]["components"]["rnn_ner"]["labels"] == list(
+        teacher.get_pipe("rnn_ner").labels)
+    assert student.config["training"]["train_corpus"] == "corpora.distill_train"
     from spacy.tokens import DocBin
 
     dev = list(DocBin().from_disk(tmp_path / "dev.spacy").get_docs(student.vocab))[:100]
@@ -256,3 +330,7 @@ def test_distill_command_end_to_end(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "spacy_rnn_ner", "distill", str(tmp_path / "none"),
                           config], capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode == 1 and bad.stderr.startswith("error: could not load the teacher")
+    bad = subprocess.run([sys.executable, "-m", "spacy_rnn_ner", "distill", str(tmp_path / "teacher"),
+                          config, "--unlabelled", "none.txt"], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: unlabelled text not found")

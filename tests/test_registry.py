@@ -9,6 +9,7 @@ GROUPS = {
     "spacy_architectures": "architectures",
     "thinc_layers": "layers",
     "spacy_scorers": "scorers",
+    "spacy_readers": "readers",
 }
 EXPECTED = {
     "spacy_factories": {"rnn_ner"},
@@ -33,6 +34,7 @@ EXPECTED = {
         "spacy-rnn-ner.with_padded_buckets.v1",
     },
     "spacy_scorers": {"spacy-rnn-ner.span_scorer.v1"},
+    "spacy_readers": {"spacy-rnn-ner.PlainTextCorpus.v1", "spacy-rnn-ner.ConcatCorpus.v1"},
 }
 
 
