@@ -24,6 +24,14 @@ from thinc.api import (
 )
 from thinc.types import Floats2d
 
+from .config_types import (
+    Cell,
+    NonNegativeInt,
+    PositiveInt,
+    Rate,
+    StrictBool,
+    setting_error,
+)
 from .layers.by_word_type import by_word_type
 from .layers.char_cnn import CharCNN
 from .layers.char_embed import CharEmbed
@@ -38,11 +46,11 @@ from .layers.with_padded_buckets import with_padded_buckets
 
 @registry.architectures("spacy-rnn-ner.RNNEncoder.v1")
 def build_rnn_encoder(
-    width: int = 128,
-    depth: int = 1,
-    cell: str = "lstm",
-    bidirectional: bool = True,
-    dropout: float = 0.0,
+    width: PositiveInt = 128,
+    depth: PositiveInt = 1,
+    cell: Cell = "lstm",
+    bidirectional: StrictBool = True,
+    dropout: Rate = 0.0,
 ) -> Model[List[Floats2d], List[Floats2d]]:
     """Contextualise token vectors with a recurrent network. Fits the `encode`
     slot of `spacy.Tok2Vec.v2`, also under a shared `tok2vec` component.
@@ -57,6 +65,7 @@ def build_rnn_encoder(
     dropout (float): Dropout on the output of each recurrent layer in training.
         The input vectors get `[training] dropout` (set by spaCy per update).
     """
+    _check_encoder_width("spacy-rnn-ner.RNNEncoder.v1", width, bidirectional)
     rnn = RNN(
         nO=width,
         cell=cell,
@@ -74,11 +83,11 @@ def build_rnn_encoder(
 
 @registry.architectures("spacy-rnn-ner.RNNEncoder.v2")
 def build_rnn_encoder_v2(
-    width: int = 128,
-    depth: int = 1,
-    cell: str = "lstm",
-    bidirectional: bool = True,
-    dropout: float = 0.0,
+    width: PositiveInt = 128,
+    depth: PositiveInt = 1,
+    cell: Cell = "lstm",
+    bidirectional: StrictBool = True,
+    dropout: Rate = 0.0,
 ) -> Model[List[Floats2d], List[Floats2d]]:
     """As `RNNEncoder.v1`, but with variational ("locked") dropout: one mask
     per document over the feature columns, shared by all of its tokens, on
@@ -94,6 +103,7 @@ def build_rnn_encoder_v2(
         The input vectors also get `[training] dropout` (set by spaCy per
         update, a fresh mask per token).
     """
+    _check_encoder_width("spacy-rnn-ner.RNNEncoder.v2", width, bidirectional)
     layers: List[Model] = [Dropout(0.0)]
     for _ in range(depth):
         rnn = RNN(nO=width, cell=cell, bidirectional=bidirectional, depth=1)
@@ -104,9 +114,19 @@ def build_rnn_encoder_v2(
     return model
 
 
+def _check_encoder_width(block: str, width: int, bidirectional: bool) -> None:
+    if bidirectional and width % 2:
+        raise setting_error(
+            block,
+            "width",
+            f"width = {width} must be even with bidirectional = true "
+            "(each direction has width / 2 units)",
+        )
+
+
 @registry.architectures("spacy-rnn-ner.RNNTagger.v1")
 def build_rnn_tagger(
-    tok2vec: Model[List[Doc], List[Floats2d]], nO: Optional[int] = None
+    tok2vec: Model[List[Doc], List[Floats2d]], nO: Optional[PositiveInt] = None
 ) -> Model[List[Doc], List[Floats2d]]:
     """Score every token over the component's BILUO tags (softmax), as
     `spacy.Tagger.v2` does for part-of-speech tags.
@@ -129,7 +149,7 @@ def build_rnn_tagger(
 
 @registry.architectures("spacy-rnn-ner.RNNCRFTagger.v1")
 def build_rnn_crf_tagger(
-    tok2vec: Model[List[Doc], List[Floats2d]], nO: Optional[int] = None
+    tok2vec: Model[List[Doc], List[Floats2d]], nO: Optional[PositiveInt] = None
 ) -> Model[List[Doc], List[Floats2d]]:
     """Per-token emission scores (a linear layer, no softmax) plus a
     linear-chain CRF over the tags: the component trains it with the CRF
@@ -225,12 +245,12 @@ def _update_nO(node: Model, n_out: int) -> None:
 
 @registry.architectures("spacy-rnn-ner.CharMultiHashEmbed.v1")
 def build_char_multi_hash_embed(
-    width: int,
+    width: PositiveInt,
     attrs: List[str],
-    rows: List[int],
-    include_static_vectors: bool = False,
-    nM: int = 16,
-    nC: int = 8,
+    rows: List[PositiveInt],
+    include_static_vectors: StrictBool = False,
+    nM: PositiveInt = 16,
+    nC: PositiveInt = 8,
 ) -> Model[List[Doc], List[Floats2d]]:
     """spaCy's `MultiHashEmbed` (hashed lexical attributes, optionally static
     vectors) concatenated with embeddings of each token's first and last
@@ -244,6 +264,7 @@ def build_char_multi_hash_embed(
     nM (int): Dimensions per byte embedding. Recommended 8-32.
     nC (int): Bytes per token, half from each end. Recommended 4-10.
     """
+    _check_rows("spacy-rnn-ner.CharMultiHashEmbed.v1", attrs, rows)
     multi_hash_embed = registry.get("architectures", "spacy.MultiHashEmbed.v2")
     hashed = multi_hash_embed(width, attrs, rows, include_static_vectors)
     chars = CharEmbed(nM=nM, nC=nC)
@@ -254,14 +275,14 @@ def build_char_multi_hash_embed(
 
 @registry.architectures("spacy-rnn-ner.WordCharEmbed.v1")
 def build_word_char_embed(
-    width: int,
+    width: PositiveInt,
     attrs: List[str],
-    rows: List[int],
-    include_static_vectors: bool = False,
-    word_dropout: float = 0.0,
-    char_width: int = 64,
-    char_nM: int = 32,
-    char_window: int = 1,
+    rows: List[PositiveInt],
+    include_static_vectors: StrictBool = False,
+    word_dropout: Rate = 0.0,
+    char_width: PositiveInt = 64,
+    char_nM: PositiveInt = 32,
+    char_window: NonNegativeInt = 1,
 ) -> Model[List[Doc], List[Floats2d]]:
     """Hashed lexical attributes (as in spaCy's `MultiHashEmbed`), optionally
     static vectors, and a character CNN over every token's characters,
@@ -278,6 +299,7 @@ def build_word_char_embed(
     char_nM (int): Character embedding width.
     char_window (int): Characters on each side of the CNN window.
     """
+    _check_rows("spacy-rnn-ner.WordCharEmbed.v1", attrs, rows)
     word = lambda n_rows: chain(  # noqa: E731
         HashEmbed(width, n_rows, column=0, seed=8, dropout=0.0), TokenDropout(word_dropout)
     )
@@ -288,15 +310,15 @@ def build_word_char_embed(
 
 @registry.architectures("spacy-rnn-ner.WordCharEmbed.v2")
 def build_word_char_embed_v2(
-    width: int,
+    width: PositiveInt,
     attrs: List[str],
-    rows: List[int],
-    include_static_vectors: bool = False,
-    word_dropout: float = 0.0,
-    char_width: int = 64,
-    char_nM: int = 32,
-    char_window: int = 1,
-    min_freq: int = 1,
+    rows: List[PositiveInt],
+    include_static_vectors: StrictBool = False,
+    word_dropout: Rate = 0.0,
+    char_width: PositiveInt = 64,
+    char_nM: PositiveInt = 32,
+    char_window: NonNegativeInt = 1,
+    min_freq: PositiveInt = 1,
 ) -> Model[List[Doc], List[Floats2d]]:
     """As `WordCharEmbed.v1`, but the first attribute (the word) is looked up
     in a vocabulary of the words seen in training (`VocabEmbed.v1`) instead
@@ -311,6 +333,7 @@ def build_word_char_embed_v2(
     min_freq (int): Words seen fewer times in training are unknown.
     Other arguments as in v1.
     """
+    _check_rows("spacy-rnn-ner.WordCharEmbed.v2", attrs, rows)
     word = lambda n_rows: VocabEmbed(  # noqa: E731
         width, n_rows, attr=attrs[0], column=0,
         min_freq=min_freq, unk_rate=word_dropout,
@@ -318,6 +341,17 @@ def build_word_char_embed_v2(
     return _word_char_embed(
         word, width, attrs, rows, include_static_vectors, char_width, char_nM, char_window
     )
+
+
+def _check_rows(block: str, attrs: List[str], rows: List[int]) -> None:
+    if not attrs:
+        raise setting_error(block, "attrs", "attrs is empty: give at least one token attribute")
+    if len(rows) != len(attrs):
+        raise setting_error(
+            block,
+            "rows",
+            f"need one rows entry per attribute, got rows = {rows} for attrs = {attrs}",
+        )
 
 
 def _word_char_embed(
@@ -330,8 +364,6 @@ def _word_char_embed(
     char_nM: int,
     char_window: int,
 ) -> Model[List[Doc], List[Floats2d]]:
-    if len(rows) != len(attrs) or not attrs:
-        raise ValueError(f"WordCharEmbed: need one rows entry per attribute, got {rows} for {attrs}")
     # spaCy's MultiHashEmbed, built here rather than called, because the word
     # table (with its dropout) differs from the other attributes' tables.
     tables = [word(rows[0])]

@@ -19,16 +19,18 @@ from thinc.api import Model
 from thinc.types import Floats2d
 from thinc.util import to_numpy
 
+from .config_types import PositiveInt, setting_error
 from .layers.crf_layer import CRF
 from .losses import CRF_PARAMS
 
 InT = List[Doc]
 OutT = List[Floats2d]
+BLOCK = "spacy-rnn-ner.EnsembleCRFTagger.v1"
 
 
-@registry.architectures("spacy-rnn-ner.EnsembleCRFTagger.v1")
+@registry.architectures(BLOCK)
 def build_ensemble_crf_tagger(
-    *members: Model[InT, OutT], nO: Optional[int] = None
+    *members: Model[InT, OutT], nO: Optional[PositiveInt] = None
 ) -> Model[InT, OutT]:
     """The mean of the members' emission scores, under one linear-chain CRF
     (ref "crf"; the members' own CRF layers are kept but not used).
@@ -38,20 +40,26 @@ def build_ensemble_crf_tagger(
     nO (Optional[int]): Number of tags; inferred from the component if None.
     """
     if len(members) < 2:
-        raise ValueError(
+        raise setting_error(
+            BLOCK,
+            "*",
             f"EnsembleCRFTagger: needs at least 2 members, got {len(members)} "
-            "(a single model is spacy-rnn-ner.RNNCRFTagger.v1)"
+            "(a single model is spacy-rnn-ner.RNNCRFTagger.v1)",
         )
     for i, member in enumerate(members):
         if not isinstance(member, Model) or not member.has_ref("crf"):
-            raise ValueError(
+            raise setting_error(
+                BLOCK,
+                "*",
                 f"EnsembleCRFTagger: member {i} is not a CRF tagger "
-                "(spacy-rnn-ner.RNNCRFTagger.v1)"
+                "(spacy-rnn-ner.RNNCRFTagger.v1)",
             )
         if any(isinstance(node, Tok2VecListener) for node in member.walk()):
-            raise ValueError(
+            raise setting_error(
+                BLOCK,
+                "*",
                 f"EnsembleCRFTagger: member {i} listens to a shared tok2vec component; "
-                "each member needs its own tok2vec (one listener per component)"
+                "each member needs its own tok2vec (one listener per component)",
             )
     crf = CRF(nO)
     model: Model[InT, OutT] = Model(

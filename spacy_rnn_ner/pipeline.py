@@ -24,6 +24,7 @@ from thinc.api import (
 from thinc.types import Floats2d
 
 from .batching import begin_update_bucketed, has_listener, predict_bucketed
+from .config_types import PositiveFloat, StrictBool, Threshold
 from .crf import span_labels
 from .decode import decode, sentence_breaks
 from .distillation import teacher_student_loss
@@ -84,10 +85,10 @@ def make_rnn_ner(
     nlp: Language,
     name: str,
     model: Model[List[Doc], List[Floats2d]],
-    overwrite_ents: bool,
+    overwrite_ents: StrictBool,
     spans_key: Optional[str],
-    threshold: Optional[float],
-    temperature: float,
+    threshold: Optional[Threshold],
+    temperature: PositiveFloat,
     incorrect_spans_key: Optional[str],
     scorer: Optional[Callable],
 ) -> "RNNEntityRecognizer":

@@ -14,12 +14,17 @@ from spacy.training import Example
 from spacy.training.corpus import walk_corpus
 from spacy.util import registry
 
+from .config_types import NonNegativeInt
+
 ReaderT = Callable[[Language], Iterable[Example]]
 
 
 @registry.readers("spacy-rnn-ner.PlainTextCorpus.v1")
 def create_plain_text_reader(
-    path: Union[str, Path], min_length: int = 0, max_length: int = 0, limit: int = 0
+    path: Union[str, Path],
+    min_length: NonNegativeInt = 0,
+    max_length: NonNegativeInt = 0,
+    limit: NonNegativeInt = 0,
 ) -> ReaderT:
     """Examples of plain text, one doc per non-blank line, their references
     without annotation.

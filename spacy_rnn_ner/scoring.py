@@ -18,6 +18,8 @@ from spacy.scorer import PRFScore, get_ner_prf
 from spacy.training import Example
 from spacy.util import registry
 
+from .config_types import PositiveInt
+
 # Equal-width confidence bins of the expected calibration error.
 ECE_BINS = 10
 
@@ -31,7 +33,7 @@ class JudgedSpan(NamedTuple):
 
 
 @registry.scorers("spacy-rnn-ner.span_scorer.v1")
-def make_span_scorer(ece_bins: int = ECE_BINS) -> Callable[..., Dict[str, Any]]:
+def make_span_scorer(ece_bins: PositiveInt = ECE_BINS) -> Callable[..., Dict[str, Any]]:
     """The `rnn_ner` scorer: spaCy's NER scores (`ents_p`, `ents_r`,
     `ents_f`, `ents_per_type`) plus, for the span group `spans_key` that the
     component passes in, `spans_{key}_p`, `_r`, `_f`, `_per_type` and

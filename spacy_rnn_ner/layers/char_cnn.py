@@ -22,6 +22,8 @@ from thinc.api import (
 )
 from thinc.types import Floats2d, Ragged
 
+from ..config_types import IntAtLeast2, NonNegativeInt, PositiveInt
+
 InT = List[Doc]
 OutT = List[Floats2d]
 
@@ -32,11 +34,11 @@ BOW, EOW = 0x02, 0x03
 
 @registry.layers("spacy-rnn-ner.CharCNN.v1")
 def CharCNN(
-    width: int = 64,
-    nM: int = 32,
-    rows: int = 1000,
-    window_size: int = 1,
-    max_chars: int = 20,
+    width: PositiveInt = 64,
+    nM: PositiveInt = 32,
+    rows: PositiveInt = 1000,
+    window_size: NonNegativeInt = 1,
+    max_chars: IntAtLeast2 = 20,
 ) -> Model[InT, OutT]:
     """Character CNN word vectors, output width `width`.
 

@@ -11,6 +11,8 @@ from spacy.tokens import Doc
 from thinc.api import Model, registry
 from thinc.types import Floats2d
 
+from ..config_types import PositiveInt
+
 InT = List[Doc]
 OutT = List[Floats2d]
 
@@ -18,7 +20,7 @@ N_BYTES = 256
 
 
 @registry.layers("spacy-rnn-ner.CharEmbed.v1")
-def CharEmbed(nM: int = 16, nC: int = 8) -> Model[InT, OutT]:
+def CharEmbed(nM: PositiveInt = 16, nC: PositiveInt = 8) -> Model[InT, OutT]:
     """Per token, `nC` UTF-8 bytes (half from the start, half from the end of
     the word, padded in the middle) embedded in `nM` dimensions each and
     concatenated: output width nM * nC."""

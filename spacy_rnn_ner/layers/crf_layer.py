@@ -15,11 +15,13 @@ import numpy
 from thinc.api import Model, registry
 from thinc.types import Floats2d
 
+from ..config_types import PositiveInt
+
 InT = List[Floats2d]
 
 
 @registry.layers("spacy-rnn-ner.CRF.v1")
-def CRF(nO: Optional[int] = None) -> Model[InT, InT]:
+def CRF(nO: Optional[PositiveInt] = None) -> Model[InT, InT]:
     """Transition scores between `nO` tags (plus start and end scores)."""
     return Model(
         "crf",

@@ -9,6 +9,8 @@ from typing import Callable, List, Tuple
 from thinc.api import Model, registry
 from thinc.types import Floats2d
 
+from ..config_types import Rate
+
 InT = List[Floats2d]
 
 # Not "dropout_rate": spaCy sets that attribute on every layer to the
@@ -17,7 +19,7 @@ RATE_ATTR = "locked_dropout_rate"
 
 
 @registry.layers("spacy-rnn-ner.LockedDropout.v1")
-def LockedDropout(rate: float = 0.0) -> Model[InT, InT]:
+def LockedDropout(rate: Rate = 0.0) -> Model[InT, InT]:
     """Zero each sequence's feature columns with probability `rate` in
     training (one mask per sequence), scaling the kept ones by 1 / (1 - rate)."""
     if isinstance(rate, bool) or not 0.0 <= rate < 1.0:

@@ -22,6 +22,7 @@ import numpy
 from thinc.api import Model, registry
 from thinc.types import Floats2d, Padded
 
+from ..config_types import Cell, PositiveInt, Rate, StrictBool, setting_error
 from . import backends, cells
 from .workspace import WORKSPACE
 
@@ -33,13 +34,13 @@ DIRECTIONS = ("fwd", "bwd")
 
 @registry.layers("spacy-rnn-ner.RNN.v1")
 def RNN(
-    nO: Optional[int] = None,
-    nI: Optional[int] = None,
+    nO: Optional[PositiveInt] = None,
+    nI: Optional[PositiveInt] = None,
     *,
-    cell: str = "lstm",
-    bidirectional: bool = True,
-    depth: int = 1,
-    dropout: float = 0.0,
+    cell: Cell = "lstm",
+    bidirectional: StrictBool = True,
+    depth: PositiveInt = 1,
+    dropout: Rate = 0.0,
 ) -> Model[InT, OutT]:
     """A recurrent layer: `depth` stacked layers of `cell` ("elman", "gru" or
     "lstm"), each reading left to right and, if `bidirectional`, also right to
@@ -48,6 +49,7 @@ def RNN(
     output of each stacked layer during training; it is kept under its own
     attribute so that spaCy's `[training] dropout` does not override it.
     """
+    # For calls from Python: from a config, the annotations reject these first.
     if cell not in cells.CELLS:
         raise ValueError(
             f"Unknown RNN cell {cell!r}: expected one of {sorted(cells.CELLS)}"
@@ -57,8 +59,9 @@ def RNN(
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"RNN dropout must be in [0, 1), got {dropout!r}")
     n_dirs = 2 if bidirectional else 1
-    if nO is not None:
-        _check_nO(nO, n_dirs)
+    error = _nO_error(nO, n_dirs) if nO is not None else ""
+    if error:
+        raise setting_error("spacy-rnn-ner.RNN.v1", "nO", error)
     return Model(
         "rnn",
         forward,
@@ -84,12 +87,13 @@ def param_names(cell: str, depth: int, n_dirs: int) -> List[str]:
     return names
 
 
-def _check_nO(nO: int, n_dirs: int) -> None:
+def _nO_error(nO: int, n_dirs: int) -> str:
     if nO < n_dirs or nO % n_dirs:
-        raise ValueError(
+        return (
             f"RNN output width nO={nO} must be a positive multiple of the number "
             f"of directions ({n_dirs})"
         )
+    return ""
 
 
 def init(
@@ -102,7 +106,9 @@ def init(
     cell = model.attrs["cell"]
     n_dirs = 2 if model.attrs["bidirectional"] else 1
     nO = model.get_dim("nO")
-    _check_nO(nO, n_dirs)
+    error = _nO_error(nO, n_dirs)
+    if error:
+        raise ValueError(error)
     nH = nO // n_dirs
     G = cells.CELLS[cell].n_gates
     for layer in range(model.attrs["depth"]):

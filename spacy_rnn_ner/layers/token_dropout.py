@@ -8,13 +8,15 @@ from typing import Callable, Tuple
 from thinc.api import Model, registry
 from thinc.types import Floats2d
 
+from ..config_types import Rate
+
 # Not "dropout_rate": spaCy sets that attribute on every layer to the
 # [training] dropout on each update, which would override this rate.
 RATE_ATTR = "token_dropout_rate"
 
 
 @registry.layers("spacy-rnn-ner.TokenDropout.v1")
-def TokenDropout(rate: float = 0.0) -> Model[Floats2d, Floats2d]:
+def TokenDropout(rate: Rate = 0.0) -> Model[Floats2d, Floats2d]:
     """Zero whole rows (tokens) with probability `rate` in training."""
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"TokenDropout: rate must be in [0, 1), got {rate!r}")

@@ -17,6 +17,8 @@ from spacy.tokens import Doc
 from thinc.api import Model, registry, uniform_init
 from thinc.types import Floats2d, Ints1d, Ints2d
 
+from ..config_types import NonNegativeInt, PositiveInt, Rate
+
 KEYS_ATTR = "vocab_keys"
 # Not "dropout_rate": spaCy sets that on every layer to [training] dropout.
 UNK_RATE_ATTR = "unk_rate"
@@ -24,13 +26,13 @@ UNK_RATE_ATTR = "unk_rate"
 
 @registry.layers("spacy-rnn-ner.VocabEmbed.v1")
 def VocabEmbed(
-    nO: int,
-    nV: int,
+    nO: PositiveInt,
+    nV: PositiveInt,
     *,
     attr: str = "NORM",
-    column: int = 0,
-    min_freq: int = 1,
-    unk_rate: float = 0.0,
+    column: NonNegativeInt = 0,
+    min_freq: PositiveInt = 1,
+    unk_rate: Rate = 0.0,
 ) -> Model[Ints2d, Floats2d]:
     """Map column `column` of the input (the hashes of the token attribute
     `attr`, as `FeatureExtractor` gives them) to vectors of width `nO`.
