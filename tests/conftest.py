@@ -78,3 +78,17 @@ def pipelines():
 def nlp(pipelines):
     """The softmax pipeline of `pipelines`."""
     return pipelines("softmax")[0]
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(tmp_path_factory):
+    """The bundled corpus built by corpus/build.py into a temporary folder."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path_factory.mktemp("corpus")
+    build = Path(__file__).resolve().parent.parent / "corpus" / "build.py"
+    subprocess.run([sys.executable, str(build), "--out-dir", str(out)], check=True,
+                   capture_output=True)
+    return out

@@ -14,20 +14,14 @@ from thinc.api import Config, ConfigValidationError
 
 from spacy_rnn_ner.config_types import PositiveInt, Rate, StrictBool, Threshold
 
+from .test_registry import EXPECTED
+
 ROOT = Path(__file__).parent.parent
 ENCODE = "components.rnn_ner.model.tok2vec.encode"
 EMBED = "components.rnn_ner.model.tok2vec.embed"
 
 
-LAYERS = {
-    "spacy-rnn-ner.RNN.v1",
-    "spacy-rnn-ner.CRF.v1",
-    "spacy-rnn-ner.CharEmbed.v1",
-    "spacy-rnn-ner.CharCNN.v1",
-    "spacy-rnn-ner.TokenDropout.v1",
-    "spacy-rnn-ner.VocabEmbed.v1",
-    "spacy-rnn-ner.LockedDropout.v1",
-}
+LAYERS = EXPECTED["thinc_layers"]
 
 
 def resolve(block: str, **settings) -> object:
@@ -160,15 +154,6 @@ def test_shipped_configs_validate():
         spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
 
 
-@pytest.fixture(scope="module")
-def corpus_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("corpus")
-    subprocess.run(
-        [sys.executable, str(ROOT / "corpus" / "build.py"), "--out-dir", str(out)],
-        check=True,
-        capture_output=True,
-    )
-    return out
 
 
 def spacy_train(corpus_dir: Path, *overrides: str) -> subprocess.CompletedProcess:

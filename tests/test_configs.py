@@ -16,15 +16,6 @@ ROOT = Path(__file__).parent.parent
 CONFIGS = sorted((ROOT / "configs").glob("*.cfg"))
 
 
-@pytest.fixture(scope="module")
-def corpus_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("corpus")
-    subprocess.run(
-        [sys.executable, str(ROOT / "corpus" / "build.py"), "--out-dir", str(out)],
-        check=True,
-        capture_output=True,
-    )
-    return out
 
 
 def test_configs_exist():
